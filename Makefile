@@ -1,0 +1,66 @@
+# Trellis: `make run` builds and serves with a demo project; `make test` runs every test.
+# Both install what they need (wasm target, wasm-bindgen CLI, Chromium, Node packages) when missing.
+
+SHELL := /bin/bash
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+SITE := $(CARGO_TARGET_DIR)/site
+WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' app/Cargo.toml)
+PROFILE ?= release
+BIN_DIR := $(CARGO_TARGET_DIR)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+
+.PHONY: run test bench site server tools lint test-unit test-db test-e2e pg clean
+
+run: site server
+	mkdir -p data
+	$(BIN_DIR)/trellis serve --demo --site-root $(SITE)
+
+# --- tools: installed only when missing --------------------------------------------------------
+tools:
+	@rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@if ! wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)"; then \
+		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (a few minutes, once)"; \
+		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); fi
+
+# --- build ---------------------------------------------------------------------------------------
+# The island bundle: built with its own size-optimised profile, post-processed by wasm-bindgen.
+site: tools
+	cargo build --target wasm32-unknown-unknown -p trellis-app --lib --no-default-features --features hydrate --profile wasm-release
+	mkdir -p $(SITE)/pkg
+	wasm-bindgen --target web --out-dir $(SITE)/pkg --out-name trellis $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/trellis_app.wasm
+	cp style/trellis.css $(SITE)/pkg/trellis.css
+	cp -r public/. $(SITE)/
+
+server:
+	cargo build --profile $(PROFILE) -p trellis-server
+
+# --- tests ---------------------------------------------------------------------------------------
+# One profile (dev) for every test, so CI builds the workspace once.
+test: site pg lint
+	cargo test --workspace --exclude trellis-bench
+	$(MAKE) test-e2e
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+pg:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL did not start"; exit 1
+
+e2e/node_modules: e2e/package.json e2e/package-lock.json
+	cd e2e && npm ci --no-audit --no-fund
+	touch e2e/node_modules
+
+test-e2e: e2e/node_modules
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	cargo build -p trellis-server
+	TRELLIS_BIN=$(CARGO_TARGET_DIR)/debug/trellis SITE_ROOT=$(SITE) node --test e2e/
+
+# --- benchmark -----------------------------------------------------------------------------------
+bench: site
+	cargo build --release -p trellis-server -p trellis-bench
+	$(CARGO_TARGET_DIR)/release/trellis-bench --site-root $(SITE)
+
+clean:
+	rm -rf $(CARGO_TARGET_DIR) e2e/node_modules

@@ -1,0 +1,182 @@
+use super::{document, Shell};
+use crate::islands::FilterBar;
+use crate::paths;
+use leptos::prelude::*;
+use trellis_domain::grid::{CommitColumn, Grid, GridCell, GridRow};
+use trellis_domain::project::{format_ms, Project};
+
+fn column_title(c: &CommitColumn) -> String {
+    let mut t = format!("{} {}", c.short_sha(), c.subject.as_deref().unwrap_or(""));
+    if let Some(a) = &c.author {
+        t.push_str(&format!("\n{a}"));
+    }
+    if let Some(at) = c.committed_at {
+        t.push_str(&format!(", {}", format_ms(at)));
+    }
+    t
+}
+
+fn cell_view(
+    project: &str,
+    row: &GridRow,
+    column: &CommitColumn,
+    cell: &Option<GridCell>,
+) -> AnyView {
+    match cell {
+        None => view! { <td></td> }.into_any(),
+        Some(cell) => {
+            let state = cell.state;
+            let title = format!(
+                "{} @ {}: {} ({}), latest {}",
+                row.uname,
+                column.short_sha(),
+                state.as_str(),
+                cell.summary.counts.describe(),
+                format_ms(cell.summary.latest_finished_at)
+            );
+            view! {
+                <td class=format!("s-{}", state.as_str())>
+                    <a href=paths::cell(project, &row.kernel, &column.sha) title=title>{state.symbol()}</a>
+                </td>
+            }
+            .into_any()
+        }
+    }
+}
+
+fn row_view(project: &str, columns: &[CommitColumn], row: GridRow) -> impl IntoView {
+    let cells = columns
+        .iter()
+        .zip(&row.cells)
+        .map(|(col, cell)| cell_view(project, &row, col, cell))
+        .collect_view();
+    view! {
+        <tr
+            data-kernel=row.uname.clone()
+            data-stream=row.kernel.stream.clone()
+            data-arch=row.kernel.arch.clone()
+            data-failing=row.has_failure.then_some("")
+            hidden=!row.visible
+        >
+            <th scope="row">{row.uname.clone()}</th>
+            {cells}
+        </tr>
+    }
+}
+
+/// Link to another page of commits; the island keeps its query in step with the filter.
+fn page_link(grid: &Grid, page: u32, label: &'static str) -> impl IntoView {
+    let mut pairs = grid.filter.to_pairs();
+    if page > 0 {
+        pairs.push(("page", page.to_string()));
+    }
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_query(v)))
+        .collect();
+    let href = if query.is_empty() {
+        paths::project(&grid.project)
+    } else {
+        format!("{}?{}", paths::project(&grid.project), query.join("&"))
+    };
+    view! { <a class="page-link" href=href data-page=page.to_string()>{label}</a> }
+}
+
+fn encode_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
+    document(move || {
+        let columns = grid.columns.clone();
+        let width = columns.len() + 1;
+        let first = grid.page * per_page + 1;
+        let range = if columns.is_empty() {
+            "no commits yet".to_string()
+        } else {
+            format!(
+                "commits {}–{} (newest first)",
+                first,
+                first + columns.len() as u32 - 1
+            )
+        };
+        let newer = (grid.page > 0).then(|| page_link(&grid, grid.page - 1, "← newer commits"));
+        let older = grid
+            .has_older
+            .then(|| page_link(&grid, grid.page + 1, "older commits →"));
+        let head = columns
+            .iter()
+            .map(|c| view! { <th class="commit" scope="col" title=column_title(c)><span>{c.short_sha().to_string()}</span></th> })
+            .collect_view();
+        let name = grid.project.clone();
+        let empty = grid.groups.is_empty();
+        let bodies = grid
+            .groups
+            .clone()
+            .into_iter()
+            .map(|g| {
+                let hidden = !g.visible();
+                let count = g.rows.len();
+                let rows = g
+                    .rows
+                    .into_iter()
+                    .map(|r| row_view(&name, &columns, r))
+                    .collect_view();
+                view! {
+                    <tbody data-stream=g.stream.clone() hidden=hidden>
+                        <tr class="stream">
+                            <th scope="rowgroup" colspan=width.to_string()>
+                                {g.label}
+                                <span class="stream-count">{format!(" {count} kernels")}</span>
+                            </th>
+                        </tr>
+                        {rows}
+                    </tbody>
+                }
+            })
+            .collect_view();
+        view! {
+            <Shell title=project.name.clone() islands=true demo=project.demo>
+                <h1>
+                    {project.name.clone()}
+                    {project.demo.then(|| view! { <span class="badge demo">"demo data"</span> })}
+                </h1>
+                {(!project.description.is_empty()).then(|| view! { <p class="description">{project.description.clone()}</p> })}
+                <form class="filters" method="get" role="search">
+                    <FilterBar streams=grid.streams.clone() arches=grid.arches.clone() filter=grid.filter.clone() />
+                    <noscript><button type="submit">"Apply"</button></noscript>
+                </form>
+                <nav class="pager">{newer}<span class="range">{range}</span>{older}</nav>
+                <p class="legend">
+                    <span class="s-pass">"✓ pass"</span>
+                    <span class="s-fail">"✗ fail"</span>
+                    <span class="s-flaky">"≈ flaky (pass and fail)"</span>
+                    <span class="s-error">"! runner error"</span>
+                    <span class="s-skip">"– skipped"</span>
+                    <span>"blank: not tested"</span>
+                </p>
+                {empty.then(|| view! { <p>"No kernel has been reported for this project yet."</p> })}
+                <div class="grid-wrap">
+                    <table class="grid">
+                        <thead>
+                            <tr>
+                                <th class="corner" scope="col">"kernel \\ commit"</th>
+                                {head}
+                            </tr>
+                        </thead>
+                        {bodies}
+                    </table>
+                </div>
+            </Shell>
+        }
+        .into_any()
+    })
+}

@@ -1,0 +1,82 @@
+//! Server-rendered pages. Each `render_*` function takes a read model and returns a whole HTML
+//! document; handlers load the data and call these, so rendering never touches storage.
+
+mod cell;
+mod grid;
+mod home;
+
+pub use cell::render_cell;
+pub use grid::render_grid;
+pub use home::render_home;
+
+use hydration_context::SsrSharedContext;
+use leptos::config::LeptosOptions;
+use leptos::prelude::*;
+use leptos::reactive::owner::Owner;
+use std::sync::Arc;
+
+/// Where the browser finds the island bundle (`/pkg/trellis.js`, `/pkg/trellis_bg.wasm`).
+pub const OUTPUT_NAME: &str = "trellis";
+pub const PKG_DIR: &str = "pkg";
+
+/// Renders a view to a complete HTML document inside a fresh reactive owner set up for islands.
+fn document(view: impl FnOnce() -> AnyView) -> String {
+    let owner = Owner::new_root(Some(Arc::new(SsrSharedContext::new_islands())));
+    let html = owner.with(|| view().to_html());
+    format!("<!DOCTYPE html>{html}")
+}
+
+/// The frame of every page. `islands` adds the hydration script (only the grid needs it).
+#[component]
+fn Shell(
+    title: String,
+    #[prop(optional)] islands: bool,
+    #[prop(optional)] demo: bool,
+    children: Children,
+) -> impl IntoView {
+    let options = LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_pkg_dir(PKG_DIR)
+        .build();
+    view! {
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <title>{format!("{title} · Trellis")}</title>
+                <link rel="stylesheet" href=concat!("/pkg/trellis.css?v=", env!("CARGO_PKG_VERSION")) />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                {islands.then(|| view! { <HydrationScripts options=options islands=true /> })}
+            </head>
+            <body>
+                <header class="top">
+                    <a class="brand" href="/">"Trellis"</a>
+                    <span class="tagline">"kernel module compatibility CI"</span>
+                    <a class="api-link" href="/api/v1/openapi.json">"API"</a>
+                </header>
+                {demo.then(|| view! {
+                    <p class="demo-banner" role="note">
+                        <strong>"Demo data. "</strong>
+                        "The commits and kernel versions are real; every result is simulated."
+                    </p>
+                })}
+                <main>{children()}</main>
+            </body>
+        </html>
+    }
+}
+
+/// An error page for people (the API answers JSON instead).
+pub fn render_error(status: u16, message: &str) -> String {
+    let message = message.to_string();
+    document(move || {
+        view! {
+            <Shell title=format!("Error {status}")>
+                <h1>{format!("Error {status}")}</h1>
+                <p class="error">{message}</p>
+                <p><a href="/">"Back to the projects"</a></p>
+            </Shell>
+        }
+        .into_any()
+    })
+}

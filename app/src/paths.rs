@@ -1,0 +1,46 @@
+//! URLs of the pages, built in one place.
+
+use trellis_domain::Kernel;
+
+/// Percent-encodes a path segment (kernel versions may hold `^`).
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~+".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn project(project: &str) -> String {
+    format!("/p/{}", segment(project))
+}
+
+/// `/p/{project}/cell/{stream}/{uname -r}/{sha}`: readable, and stable across databases.
+pub fn cell(project: &str, kernel: &Kernel, sha: &str) -> String {
+    format!(
+        "/p/{}/cell/{}/{}/{}",
+        segment(project),
+        segment(&kernel.stream),
+        segment(&kernel.uname()),
+        sha
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_paths_are_readable_and_escaped() {
+        let k = Kernel::parse("4.18.0-553.el8_10.x86_64+debug", None, Some("rhel-8")).unwrap();
+        assert_eq!(
+            cell("wg", &k, "ab"),
+            "/p/wg/cell/rhel-8/4.18.0-553.el8_10.x86_64+debug/ab"
+        );
+        assert_eq!(segment("1.0^git1"), "1.0%5Egit1");
+    }
+}

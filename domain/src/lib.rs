@@ -1,0 +1,22 @@
+//! Trellis's domain core: plain Rust with no I/O. Storage, HTTP and rendering call into it.
+//!
+//! - [`version`]: RPM's version comparison (rpmvercmp), ported and tested against rpm's vectors.
+//! - [`kernel`]: what a kernel is, how a report names it, its stream and its order.
+//! - [`status`]: job outcomes and the per-cell summary.
+//! - [`report`]: validation of what runners send, naming every bad field.
+//! - [`log`]: bounding stored logs to head + tail.
+//! - [`grid`]: the kernel x commit grid and its filter.
+//! - [`project`]: read models of stored projects, cells and reports.
+
+pub mod grid;
+pub mod kernel;
+pub mod log;
+pub mod project;
+pub mod report;
+pub mod status;
+pub mod version;
+
+pub use grid::{CellEntry, CommitColumn, Grid, GridFilter, KernelRow};
+pub use kernel::Kernel;
+pub use report::{CommitInfo, FieldError, Report, Stage};
+pub use status::{CellState, CellSummary, Status, StatusCounts};

@@ -1,0 +1,49 @@
+//! Server settings, from flags or environment variables (see `trellis serve --help`).
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database: sqlite://PATH?mode=rwc (default) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/trellis.db?mode=rwc"
+    )]
+    pub database_url: String,
+    /// Address to listen on.
+    #[arg(long, env = "TRELLIS_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Folder with the built site: pkg/ (island bundle, CSS) and public files.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "TRELLIS_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Logs longer than this keep their first and last halves, with a marker of the cut.
+    #[arg(long, env = "TRELLIS_MAX_LOG_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_log_bytes: usize,
+    /// Commit columns per grid page.
+    #[arg(long, env = "TRELLIS_GRID_COMMITS", default_value_t = 50)]
+    pub grid_commits: u32,
+    /// Seed the labelled demo project when the database is empty.
+    #[arg(long, env = "TRELLIS_DEMO")]
+    pub demo: bool,
+}
+
+impl Config {
+    /// Settings for tests: a given database, defaults elsewhere.
+    pub fn for_database(database_url: &str) -> Config {
+        Config {
+            database_url: database_url.to_string(),
+            addr: ([127, 0, 0, 1], 0).into(),
+            site_root: PathBuf::from("target/site"),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_log_bytes: 2 * 1024 * 1024,
+            grid_commits: 50,
+            demo: false,
+        }
+    }
+}

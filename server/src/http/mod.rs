@@ -1,0 +1,60 @@
+//! HTTP: the JSON API under `/api/v1`, the pages, and static files.
+
+mod api;
+mod pages;
+
+use crate::config::Config;
+use crate::storage::Storage;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Storage,
+    pub config: Arc<Config>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/reports", post(api::post_report))
+        .route("/projects", get(api::projects))
+        .route("/projects/{project}/commits", post(api::post_commits))
+        .route("/projects/{project}/grid", get(api::grid))
+        .route(
+            "/projects/{project}/cells/{stream}/{kernel}/{sha}",
+            get(api::cell),
+        )
+        .route("/openapi.json", get(api::openapi))
+        .route("/health", get(api::health))
+        .fallback(api::not_found);
+
+    let pkg = ServeDir::new(state.config.site_root.join("pkg"));
+    let public = ServeDir::new(state.config.site_root.clone()).fallback(get(pages::not_found));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/", get(pages::home))
+        .route("/p/{project}", get(pages::grid))
+        .route(
+            "/p/{project}/cell/{stream}/{kernel}/{sha}",
+            get(pages::cell),
+        )
+        .nest_service(
+            "/pkg",
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    axum::http::header::CACHE_CONTROL,
+                    axum::http::HeaderValue::from_static("public, max-age=300"),
+                ))
+                .service(pkg),
+        )
+        .fallback_service(public)
+        // Bodies are read by the handlers against `max_body_bytes`, answering 413 as JSON.
+        .layer(DefaultBodyLimit::disable())
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}

@@ -1,0 +1,38 @@
+//! Page handlers: load the read model, hand it to the app's renderer.
+
+use super::api::{find_project, grid_query, load_cell};
+use super::AppState;
+use crate::error::{ApiError, PageError};
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse};
+
+pub async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> {
+    let projects = state.storage.project_summaries().await?;
+    Ok(Html(trellis_app::pages::render_home(projects)))
+}
+
+pub async fn grid(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Html<String>, PageError> {
+    let project = find_project(&state, &project).await?;
+    let (filter, page) = grid_query(&pairs)?;
+    let per_page = state.config.grid_commits;
+    let grid = state.storage.grid(&project, filter, page, per_page).await?;
+    Ok(Html(trellis_app::pages::render_grid(
+        project, grid, per_page,
+    )))
+}
+
+pub async fn cell(
+    State(state): State<AppState>,
+    Path((project, stream, kernel, sha)): Path<(String, String, String, String)>,
+) -> Result<Html<String>, PageError> {
+    let detail = load_cell(&state, &project, &stream, &kernel, &sha).await?;
+    Ok(Html(trellis_app::pages::render_cell(detail)))
+}
+
+pub async fn not_found() -> impl IntoResponse {
+    PageError(ApiError::NotFound("no such page".to_string()))
+}

@@ -1,0 +1,60 @@
+//! Accepting a report: validate, clip and compress the log, store. The HTTP handler and the demo
+//! seeder both come through here, so demo data takes exactly the path real reports take.
+
+use crate::error::ApiError;
+use crate::storage::{Ingested, LogBlob, Runner, Storage};
+use serde_json::Value;
+use trellis_domain::{log, CommitInfo, Report};
+
+/// What a stored (or already stored) report answers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Receipt {
+    pub id: i64,
+    /// The page that shows this report (its cell).
+    pub url: String,
+    #[serde(skip)]
+    pub created: bool,
+}
+
+pub async fn submit_report(
+    storage: &Storage,
+    runner: &Runner,
+    body: &Value,
+    max_log_bytes: usize,
+) -> Result<Receipt, ApiError> {
+    let report = Report::from_json(body).map_err(ApiError::InvalidFields)?;
+    let blob = LogBlob::compress(&log::clip(&report.log, max_log_bytes));
+    let outcome = storage.ingest_report(runner.id, &report, &blob).await?;
+    let (id, created) = match outcome {
+        Ingested::Created(id) => (id, true),
+        Ingested::Duplicate(id) => (id, false),
+    };
+    // A retry answers with where the first copy lives, which may differ from this body.
+    let url = match storage.report_location(id).await? {
+        Some((project, kernel, sha)) => format!(
+            "{}#report-{id}",
+            trellis_app::paths::cell(&project, &kernel, &sha)
+        ),
+        None => return Err(ApiError::NotFound(format!("report {id} vanished"))),
+    };
+    Ok(Receipt { id, url, created })
+}
+
+pub async fn push_commits(
+    storage: &Storage,
+    project: &str,
+    body: &Value,
+) -> Result<(usize, usize), ApiError> {
+    if !trellis_domain::report::is_project_name(project) {
+        return Err(ApiError::InvalidFields(vec![
+            trellis_domain::FieldError::new(
+                "project",
+                format!("{project:?} must be a lowercase slug such as wireguard-linux-compat"),
+            ),
+        ]));
+    }
+    let commits: Vec<CommitInfo> =
+        trellis_domain::report::commits_from_json(body).map_err(ApiError::InvalidFields)?;
+    let new = storage.push_commits(project, &commits).await?;
+    Ok((commits.len(), new))
+}

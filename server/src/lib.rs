@@ -1,0 +1,57 @@
+//! The Trellis server: JSON API, pages, storage and the `trellis` command line.
+//!
+//! - [`storage`]: the only module that speaks SQL (SQLite or PostgreSQL).
+//! - [`ingest`]: accepting reports and commit history (validation lives in the domain crate).
+//! - [`http`]: routes and thin handlers; [`error`] maps every failure to one HTTP answer.
+//! - [`demo`]: the labelled demo project that `make run` seeds.
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod storage;
+
+use config::Config;
+use http::AppState;
+use std::sync::Arc;
+use storage::Storage;
+
+/// Opens the database, seeds the demo if asked and the database is empty, and builds the router.
+pub async fn app(config: Config) -> anyhow::Result<(axum::Router, Storage)> {
+    let storage = Storage::connect(&config.database_url).await?;
+    if config.demo && storage.is_empty().await? {
+        demo::seed(&storage, config.max_log_bytes).await?;
+    }
+    let state = AppState {
+        storage: storage.clone(),
+        config: Arc::new(config),
+    };
+    Ok((http::router(state), storage))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.addr;
+    let (router, storage) = app(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("Trellis listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    storage.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
