@@ -1,0 +1,750 @@
+//! API and storage integration tests. Every test runs twice, on SQLite and on PostgreSQL, each
+//! time against its own fresh database (a temp file, or a database created for the test).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tower::ServiceExt;
+use trellis_server::config::Config;
+use trellis_server::storage::Storage;
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A database that exists for one test and is removed afterwards.
+struct TestDb {
+    url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        TestDb {
+            url,
+            pg_name: None,
+            _dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> TestDb {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let admin_url = std::env::var("TRELLIS_TEST_PG").unwrap_or_else(|_| PG_ADMIN.to_string());
+        let name = format!(
+            "trellis_t_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&admin_url)
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432 (make test starts it)");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let base = admin_url.rsplit_once('/').unwrap().0;
+        TestDb {
+            url: format!("{base}/{name}"),
+            pg_name: Some(name),
+            _dir: None,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let admin_url = std::env::var("TRELLIS_TEST_PG").unwrap_or_else(|_| PG_ADMIN.to_string());
+        // Dropping needs async I/O; do it on a private runtime so it also runs after a panic.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = sqlx::AnyPool::connect(&admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
+                }
+            })
+        })
+        .join()
+        .ok();
+    }
+}
+
+struct Harness {
+    router: Router,
+    storage: Storage,
+    token: String,
+    _db: TestDb,
+}
+
+impl Harness {
+    async fn new(db: TestDb) -> Harness {
+        Harness::with_config(db, |_| {}).await
+    }
+
+    async fn with_config(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Harness {
+        let mut config = Config::for_database(&db.url);
+        tweak(&mut config);
+        let (router, storage) = trellis_server::app(config).await.unwrap();
+        let token = storage.add_runner("runner-1").await.unwrap().unwrap();
+        Harness {
+            router,
+            storage,
+            token,
+            _db: db,
+        }
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, String) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .header("content-type", "application/json")
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    async fn json(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, text) = self
+            .request(method, uri, token, body.map(|b| b.to_string()))
+            .await;
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        (status, value)
+    }
+
+    async fn post_report(&self, body: Value) -> (StatusCode, Value) {
+        self.json("POST", "/api/v1/reports", Some(&self.token), Some(body))
+            .await
+    }
+
+    async fn grid(&self, query: &str) -> Value {
+        let (status, body) = self
+            .json(
+                "GET",
+                &format!("/api/v1/projects/wg/grid{query}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["grid"].clone()
+    }
+
+    async fn report_count(&self) -> i64 {
+        let (_, body) = self.json("GET", "/api/v1/projects", None, None).await;
+        body["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["reports"].as_i64().unwrap())
+            .sum()
+    }
+}
+
+fn sha(n: u32) -> String {
+    format!("{n:040x}")
+}
+
+fn report(kernel: &str, commit: u32, status: &str, run_id: &str) -> Value {
+    json!({
+        "project": "wg",
+        "kernel": {"version": kernel},
+        "commit": {"sha": sha(commit), "subject": format!("commit {commit}")},
+        "status": status,
+        "stages": [{"name": "build", "status": status, "duration_s": 3.5}],
+        "started_at": "2026-11-26T10:00:00Z",
+        "finished_at": "2026-11-26T10:05:00Z",
+        "log": format!("build log of {run_id}\n"),
+        "run_id": run_id,
+        "metadata": {"compiler": "gcc 8.5.0"}
+    })
+}
+
+/// Pushes a linear history 1 <- 2 <- ... <- n, newest first (the reverse of git order).
+async fn push_linear_history(h: &Harness, n: u32) {
+    let commits: Vec<Value> = (1..=n)
+        .rev()
+        .map(|i| json!({"sha": sha(i), "parents": if i == 1 { vec![] } else { vec![sha(i - 1)] }, "subject": format!("commit {i}")}))
+        .collect();
+    let (status, body) = h
+        .json(
+            "POST",
+            "/api/v1/projects/wg/commits",
+            Some(&h.token),
+            Some(json!({"commits": commits})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["new"], n);
+}
+
+async fn report_lifecycle(db: TestDb) {
+    let h = Harness::new(db).await;
+    let (status, body) = h
+        .post_report(report("4.18.0-553.el8_10.x86_64", 1, "fail", "run-1"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let url = body["url"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!(
+            "/p/wg/cell/el8/4.18.0-553.el8_10.x86_64/{}#report-{id}",
+            sha(1)
+        )
+    );
+
+    // The retry stores nothing new and answers with the same report.
+    let (status, again) = h
+        .post_report(report("4.18.0-553.el8_10.x86_64", 1, "fail", "run-1"))
+        .await;
+    assert_eq!((status, again["id"].as_i64()), (StatusCode::OK, Some(id)));
+    assert_eq!(h.report_count().await, 1);
+
+    // The same run_id from another runner is another report.
+    let other = h.storage.add_runner("runner-2").await.unwrap().unwrap();
+    let (status, _) = h
+        .json(
+            "POST",
+            "/api/v1/reports",
+            Some(&other),
+            Some(report("4.18.0-553.el8_10.x86_64", 1, "pass", "run-1")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let cell_api = format!(
+        "/api/v1/projects/wg/cells/el8/4.18.0-553.el8_10.x86_64/{}",
+        sha(1)
+    );
+    let (status, cell) = h.json("GET", &cell_api, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{cell}");
+    let reports = cell["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    let first = reports.iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(first["log"], "build log of run-1\n");
+    assert_eq!(first["stages"][0]["duration_ms"], 3500);
+    assert_eq!(first["metadata"]["compiler"], "gcc 8.5.0");
+    assert_eq!(first["runner"], "runner-1");
+    assert_eq!(
+        cell["summary"]["counts"],
+        json!({"pass": 1, "fail": 1, "error": 0, "skip": 0})
+    );
+}
+
+async fn authentication(db: TestDb) {
+    let h = Harness::new(db).await;
+    let body = report("4.18.0-553.el8_10.x86_64", 1, "pass", "r");
+    let (status, err) = h
+        .json("POST", "/api/v1/reports", None, Some(body.clone()))
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let forged = format!("trellis_{}_{}", &h.token[8..20], "0".repeat(48));
+    let (status, _) = h
+        .json("POST", "/api/v1/reports", Some(&forged), Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = h
+        .json(
+            "POST",
+            "/api/v1/reports",
+            Some("garbage"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    assert!(h
+        .storage
+        .set_runner_enabled("runner-1", false)
+        .await
+        .unwrap());
+    let (status, err) = h.post_report(body.clone()).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("runner_disabled"))
+    );
+    assert_eq!(h.report_count().await, 0);
+
+    assert!(h
+        .storage
+        .set_runner_enabled("runner-1", true)
+        .await
+        .unwrap());
+    assert_eq!(h.post_report(body).await.0, StatusCode::CREATED);
+    let runners = h.storage.list_runners().await.unwrap();
+    assert!(runners[0].last_seen_at.is_some());
+}
+
+async fn bad_input_is_rejected_and_stores_nothing(db: TestDb) {
+    let h = Harness::with_config(db, |c| c.max_body_bytes = 4096).await;
+    assert_eq!(
+        h.post_report(report("4.18.0-553.el8_10.x86_64", 1, "pass", "keep"))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+
+    let (status, text) = h
+        .request(
+            "POST",
+            "/api/v1/reports",
+            Some(&h.token),
+            Some("{\"project\": ".into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["error"],
+        "malformed_json"
+    );
+
+    let mut bad = report("4.18.0-553.el8_10", 1, "passed", "r2");
+    bad["commit"]["sha"] = json!("abc1234");
+    let (status, err) = h.post_report(bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut fields: Vec<&str> = err["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["commit.sha", "kernel.arch", "stages[0].status", "status"]
+    );
+
+    let mut huge = report("4.18.0-553.el8_10.x86_64", 1, "pass", "big");
+    huge["log"] = json!("x".repeat(10_000));
+    let (status, err) = h.post_report(huge).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+
+    let (status, err) = h
+        .json(
+            "POST",
+            "/api/v1/projects/wg/commits",
+            Some(&h.token),
+            Some(json!({"commits": [{"sha": "zz"}]})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("commits[0].sha"))
+    );
+    let (status, _) = h
+        .json(
+            "POST",
+            "/api/v1/projects/Bad%20Name/commits",
+            Some(&h.token),
+            Some(json!({"commits": [{"sha": sha(1)}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    assert_eq!(h.report_count().await, 1);
+    let (_, cell) = h
+        .json(
+            "GET",
+            &format!(
+                "/api/v1/projects/wg/cells/el8/4.18.0-553.el8_10.x86_64/{}",
+                sha(1)
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(cell["reports"][0]["run_id"], "keep");
+}
+
+async fn long_logs_keep_head_and_tail(db: TestDb) {
+    let h = Harness::with_config(db, |c| c.max_log_bytes = 1000).await;
+    let mut body = report("4.18.0-553.el8_10.x86_64", 1, "fail", "long");
+    let log: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    body["log"] = json!(log);
+    assert_eq!(h.post_report(body).await.0, StatusCode::CREATED);
+    let (_, cell) = h
+        .json(
+            "GET",
+            &format!(
+                "/api/v1/projects/wg/cells/el8/4.18.0-553.el8_10.x86_64/{}",
+                sha(1)
+            ),
+            None,
+            None,
+        )
+        .await;
+    let stored = &cell["reports"][0];
+    let text = stored["log"].as_str().unwrap();
+    assert!(text.starts_with("line 0\n") && text.ends_with("line 1999\n"));
+    assert!(text.contains("cut from the middle"));
+    assert_eq!(
+        stored["log_original_bytes"].as_i64().unwrap(),
+        log.len() as i64
+    );
+    assert!(stored["log_cut_bytes"].as_i64().unwrap() > 15_000);
+}
+
+async fn grid_orders_kernels_by_rpm_and_commits_by_git(db: TestDb) {
+    let h = Harness::with_config(db, |c| c.grid_commits = 3).await;
+    push_linear_history(&h, 5).await;
+    let kernels = [
+        "4.18.0-553.el8_10.x86_64",
+        "4.18.0-553.5.1.el8_10.x86_64",
+        "4.18.0-80.el8.x86_64",
+        "3.10.0-1160.119.1.el7.x86_64",
+        "3.10.0-1160.el7.x86_64+debug",
+    ];
+    for (i, k) in kernels.iter().enumerate() {
+        let status = if i == 1 { "fail" } else { "pass" };
+        assert_eq!(
+            h.post_report(report(k, 4, status, &format!("r{i}")))
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+    }
+    let grid = h.grid("").await;
+    let shas: Vec<&str> = grid["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(shas, [sha(5), sha(4), sha(3)]);
+    assert_eq!(grid["has_older"], true);
+    let layout: Vec<(String, Vec<String>)> = grid["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let rows = g["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["uname"].as_str().unwrap().to_string())
+                .collect();
+            (g["label"].as_str().unwrap().to_string(), rows)
+        })
+        .collect();
+    assert_eq!(
+        layout,
+        [
+            (
+                "Enterprise Linux 8".to_string(),
+                vec![
+                    "4.18.0-553.5.1.el8_10.x86_64".to_string(),
+                    "4.18.0-553.el8_10.x86_64".to_string(),
+                    "4.18.0-80.el8.x86_64".to_string()
+                ]
+            ),
+            (
+                "Enterprise Linux 7".to_string(),
+                vec![
+                    "3.10.0-1160.119.1.el7.x86_64".to_string(),
+                    "3.10.0-1160.el7.x86_64+debug".to_string()
+                ]
+            ),
+        ]
+    );
+    let newest_el8 = &grid["groups"][0]["rows"][0];
+    assert_eq!(newest_el8["cells"][1]["state"], "fail");
+    assert_eq!(newest_el8["cells"][0], Value::Null);
+    assert_eq!(newest_el8["has_failure"], true);
+
+    let older = h.grid("?page=1").await;
+    let shas: Vec<&str> = older["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (shas, older["has_older"].as_bool()),
+        (vec![sha(2).as_str(), sha(1).as_str()], Some(false))
+    );
+    // Streams stay listed on pages where they have no results.
+    assert_eq!(older["groups"].as_array().unwrap().len(), 2);
+
+    let filtered = h.grid("?failing=1&stream=el8").await;
+    let visible: Vec<&str> = filtered["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rows"].as_array().unwrap())
+        .filter(|r| r["visible"] == true)
+        .map(|r| r["uname"].as_str().unwrap())
+        .collect();
+    assert_eq!(visible, ["4.18.0-553.5.1.el8_10.x86_64"]);
+
+    let (status, err) = h
+        .json("GET", "/api/v1/projects/wg/grid?page=-1", None, None)
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let (status, _) = h
+        .json("GET", "/api/v1/projects/nope/grid", None, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn git_order_survives_history_arriving_late(db: TestDb) {
+    let h = Harness::new(db).await;
+    // Reports name commits before any history is known...
+    assert_eq!(
+        h.post_report(report("4.18.0-553.el8_10.x86_64", 3, "pass", "a"))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        h.post_report(report("4.18.0-553.el8_10.x86_64", 1, "pass", "b"))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    // ...then the history arrives, children first, and fixes the order.
+    let commits = json!({"commits": [
+        {"sha": sha(4), "parents": [sha(3)]},
+        {"sha": sha(3), "parents": [sha(2)]},
+        {"sha": sha(2), "parents": [sha(1)]},
+        {"sha": sha(1), "parents": []},
+    ]});
+    let (status, body) = h
+        .json(
+            "POST",
+            "/api/v1/projects/wg/commits",
+            Some(&h.token),
+            Some(commits.clone()),
+        )
+        .await;
+    assert_eq!((status, body["new"].as_i64()), (StatusCode::OK, Some(2)));
+    let (_, body) = h
+        .json(
+            "POST",
+            "/api/v1/projects/wg/commits",
+            Some(&h.token),
+            Some(commits),
+        )
+        .await;
+    assert_eq!(body["new"], 0);
+    let grid = h.grid("").await;
+    let shas: Vec<&str> = grid["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(shas, [sha(4), sha(3), sha(2), sha(1)]);
+    assert_eq!(grid["columns"][1]["subject"], "commit 3");
+}
+
+async fn cell_status_follows_the_latest_report(db: TestDb) {
+    let h = Harness::new(db).await;
+    let k = "5.14.0-427.13.1.el9_4.x86_64";
+    let mut late_error = report(k, 1, "error", "late");
+    late_error["finished_at"] = json!("2026-11-26T12:00:00Z");
+    h.post_report(late_error).await;
+    // An older report arriving afterwards does not replace the latest.
+    h.post_report(report(k, 1, "pass", "early")).await;
+    let cell = &h.grid("").await["groups"][0]["rows"][0]["cells"][0];
+    assert_eq!(cell["state"], "error");
+    assert_eq!(
+        cell["summary"]["counts"],
+        json!({"pass": 1, "fail": 0, "error": 1, "skip": 0})
+    );
+    h.post_report(report(k, 1, "fail", "third")).await;
+    let cell = &h.grid("").await["groups"][0]["rows"][0]["cells"][0];
+    assert_eq!(cell["state"], "flaky");
+}
+
+async fn concurrent_reports_all_count(db: TestDb) {
+    let h = Harness::new(db).await;
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let router = h.router.clone();
+            let token = h.token.clone();
+            let kernel = if i % 2 == 0 {
+                "4.18.0-553.el8_10.x86_64"
+            } else {
+                "4.18.0-553.5.1.el8_10.x86_64"
+            };
+            let body = report(kernel, 1 + i % 3, "pass", &format!("c{i}")).to_string();
+            tokio::spawn(async move {
+                let req = Request::post("/api/v1/reports")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::from(body))
+                    .unwrap();
+                router.oneshot(req).await.unwrap().status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+    }
+    assert_eq!(h.report_count().await, 24);
+    let grid = h.grid("").await;
+    let total: i64 = grid["groups"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["cells"].as_array().unwrap())
+        .filter(|c| !c.is_null())
+        .map(|c| c["summary"]["counts"]["pass"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 24);
+}
+
+async fn pages_render_and_errors_are_typed(db: TestDb) {
+    let h = Harness::new(db).await;
+    let mut body = report("4.18.0-553.el8_10.x86_64", 1, "fail", "p");
+    body["log"] = json!("<b>not bold</b>");
+    h.post_report(body).await;
+    let (status, home) = h.request("GET", "/", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(home.contains("href=\"/p/wg\""), "{home}");
+    let (status, grid) = h.request("GET", "/p/wg", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        grid.contains("data-kernel=\"4.18.0-553.el8_10.x86_64\"") && grid.contains("leptos-island")
+    );
+    let (status, cell) = h
+        .request(
+            "GET",
+            &format!("/p/wg/cell/el8/4.18.0-553.el8_10.x86_64/{}", sha(1)),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cell.contains("&lt;b&gt;not bold&lt;/b&gt;") && !cell.contains("<b>not bold"));
+    let (status, page) = h.request("GET", "/p/nope", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("no project named"));
+    let (status, page) = h
+        .request(
+            "GET",
+            &format!("/p/wg/cell/el8/4.18.0-1.el8.x86_64/{}", sha(1)),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    let (status, err) = h.json("GET", "/api/v1/nothing", None, None).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, err) = h
+        .json(
+            "GET",
+            "/api/v1/projects/wg/cells/el8/4.18.0-553.el8_10.x86_64/abc",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+}
+
+/// Every path the OpenAPI document names answers (with its placeholders filled in).
+async fn openapi_paths_exist(db: TestDb) {
+    let h = Harness::new(db).await;
+    h.post_report(report("4.18.0-553.el8_10.x86_64", 1, "pass", "o"))
+        .await;
+    let (status, doc) = h.json("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let uri = format!("/api/v1{path}")
+            .replace("{project}", "wg")
+            .replace("{stream}", "el8")
+            .replace("{kernel}", "4.18.0-553.el8_10.x86_64")
+            .replace("{sha}", &sha(1));
+        for method in ops.as_object().unwrap().keys() {
+            let (status, body) = h
+                .request(
+                    &method.to_uppercase(),
+                    &uri,
+                    Some(&h.token),
+                    Some("{}".into()),
+                )
+                .await;
+            assert!(
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {uri}: {status} {body}"
+            );
+        }
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestDb::sqlite().await).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestDb::postgres().await).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    report_lifecycle,
+    authentication,
+    bad_input_is_rejected_and_stores_nothing,
+    long_logs_keep_head_and_tail,
+    grid_orders_kernels_by_rpm_and_commits_by_git,
+    git_order_survives_history_arriving_late,
+    cell_status_follows_the_latest_report,
+    concurrent_reports_all_count,
+    pages_render_and_errors_are_typed,
+    openapi_paths_exist,
+);
