@@ -43,6 +43,7 @@ test: site pg lint
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p trellis-app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
 
 pg:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
@@ -60,7 +61,7 @@ test-e2e: e2e/node_modules
 # --- benchmark -----------------------------------------------------------------------------------
 bench: site
 	cargo build --release -p trellis-server -p trellis-bench
-	$(CARGO_TARGET_DIR)/release/trellis-bench --site-root $(SITE)
+	$(CARGO_TARGET_DIR)/release/trellis-bench --site-root $(SITE) --bin $(CARGO_TARGET_DIR)/release/trellis $(BENCH_ARGS)
 
 clean:
 	rm -rf $(CARGO_TARGET_DIR) e2e/node_modules

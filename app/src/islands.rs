@@ -167,7 +167,7 @@ mod dom {
         };
         for link in elements(doc.query_selector_all("a[data-page]")) {
             let page = link.get_attribute("data-page").unwrap_or_default();
-            let extra = (page != "0").then(|| ("page", page));
+            let extra = (page != "0").then_some(("page", page));
             let _ = link.set_attribute("href", &format!("{}{}", pathname(), query(extra)));
         }
         let current_page = web_sys::window()

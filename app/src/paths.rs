@@ -21,12 +21,16 @@ pub fn project(project: &str) -> String {
 
 /// `/p/{project}/cell/{stream}/{uname -r}/{sha}`: readable, and stable across databases.
 pub fn cell(project: &str, kernel: &Kernel, sha: &str) -> String {
+    format!("{}{sha}", cell_prefix(project, kernel))
+}
+
+/// The cell URL of a kernel's row, up to the commit sha.
+pub fn cell_prefix(project: &str, kernel: &Kernel) -> String {
     format!(
-        "/p/{}/cell/{}/{}/{}",
+        "/p/{}/cell/{}/{}/",
         segment(project),
         segment(&kernel.stream),
-        segment(&kernel.uname()),
-        sha
+        segment(&kernel.uname())
     )
 }
 

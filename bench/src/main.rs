@@ -1,1 +1,402 @@
-fn main() {}
+//! `make bench`: measures a real `trellis` server (release build, its own process and database).
+//!
+//! 1. Generates ~200 real RHEL kernel versions x 300 commits, logs of 4-20 KB with kbuild errors.
+//! 2. Ingests reports for the newest 50 commits over HTTP with concurrent clients, then times the
+//!    grid page (200 kernels x 50 commits) from the `Server-Timing` header.
+//! 3. Ingests the older 250 commits' reports (6x the history) and times the grid again: the grid
+//!    reads per-cell summaries, so its time must not grow with history.
+//! 4. Reports ingest throughput and latency, grid times and the server's resident memory.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KERNELS: &str = include_str!("../../server/demo/kernels.txt");
+const N_KERNELS: usize = 200;
+const N_COMMITS: usize = 300;
+const GRID_COMMITS: usize = 50;
+const CLIENTS: usize = 32;
+const GRID_SAMPLES: usize = 100;
+
+struct Args {
+    site_root: String,
+    database_url: Option<String>,
+    bin: String,
+}
+
+fn args() -> Args {
+    let mut site_root = "target/site".to_string();
+    let mut database_url = None;
+    let mut bin = "target/release/trellis".to_string();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--site-root" => site_root = it.next().expect("--site-root DIR"),
+            "--database-url" => database_url = it.next(),
+            "--bin" => bin = it.next().expect("--bin PATH"),
+            other => panic!(
+                "unknown argument {other}; use --site-root DIR, --database-url URL, --bin PATH"
+            ),
+        }
+    }
+    Args {
+        site_root,
+        database_url,
+        bin,
+    }
+}
+
+fn sha(i: usize) -> String {
+    format!("{:040x}", 0xbe0c_0000_0000u64 + i as u64)
+}
+
+/// A kbuild-style failure log of 4-20 KB, different per (kernel, commit).
+fn log_for(kernel: &str, commit: usize, seed: usize) -> String {
+    let size = 4096 + (seed * 7919) % (16 * 1024);
+    let mut log = format!("make -C /lib/modules/{kernel}/build M=/builds/run-{seed}/src modules\n");
+    let mut i = 0;
+    while log.len() < size {
+        log.push_str(&format!("  CC [M]  /builds/run-{seed}/src/file{i}.o\n"));
+        if i % 40 == 7 {
+            log.push_str(&format!(
+                "/builds/run-{seed}/src/queueing.h:{}:41: error: 'struct sk_buff' has no member named 'headers_end'\n",
+                80 + commit % 9
+            ));
+        }
+        i += 1;
+    }
+    log.push_str("make[1]: *** [scripts/Makefile.build:250: main.o] Error 1\n");
+    log
+}
+
+fn kernels() -> Vec<String> {
+    KERNELS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .rev()
+        .take(N_KERNELS)
+        .map(|vr| format!("{vr}.x86_64"))
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(args: &Args, db: &str) -> (Server, String) {
+    let token = Command::new(&args.bin)
+        .args(["runner", "add", "bench"])
+        .env("DATABASE_URL", db)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run trellis runner add");
+    assert!(token.status.success(), "trellis runner add failed");
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&args.bin)
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--site-root",
+            &args.site_root,
+        ])
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start trellis serve");
+    (
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        },
+        token,
+    )
+}
+
+async fn ingest(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    jobs: Vec<(String, usize)>,
+) -> (f64, Vec<f64>) {
+    let jobs = Arc::new(jobs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, base, token, jobs, next) = (
+            client.clone(),
+            base.to_string(),
+            token.to_string(),
+            jobs.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((kernel, commit)) = jobs.get(i) else { break };
+                let fail = (i * 31) % 10 == 0;
+                let body = serde_json::json!({
+                    "project": "bench",
+                    "kernel": {"version": kernel},
+                    "commit": {"sha": sha(*commit)},
+                    "status": if fail { "fail" } else { "pass" },
+                    "stages": [{"name": "build", "status": if fail { "fail" } else { "pass" }, "duration_s": 42.0}],
+                    "started_at": "2026-11-26T10:00:00Z",
+                    "finished_at": "2026-11-26T10:03:00Z",
+                    "log": log_for(kernel, *commit, i),
+                    "run_id": format!("bench-{commit}-{kernel}"),
+                    "metadata": {"compiler": "gcc 8.5.0", "runner-image": "bench"},
+                });
+                let t = Instant::now();
+                let res = client
+                    .post(format!("{base}/api/v1/reports"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("post report");
+                assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap_or_default());
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (all.len() as f64 / secs, all)
+}
+
+async fn grid_times(client: &reqwest::Client, base: &str) -> (Vec<f64>, usize) {
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..GRID_SAMPLES {
+        let res = client
+            .get(format!("{base}/p/bench"))
+            .send()
+            .await
+            .expect("get grid");
+        assert!(res.status().is_success());
+        let timing = res
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("app;dur="))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("server-timing header");
+        bytes = res.bytes().await.unwrap().len();
+        times.push(timing);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (times, bytes)
+}
+
+fn line(label: String, value: f64, unit: &str) {
+    println!("{label:<60} {value:>8.1} {unit}");
+}
+
+/// Grid times right after a report changed the project, so nothing cached can be used.
+async fn cold_grid_times(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kernels: &[String],
+) -> Vec<f64> {
+    let mut times = Vec::new();
+    for i in 0..20 {
+        let body = serde_json::json!({
+            "project": "bench", "kernel": {"version": kernels[i % kernels.len()]},
+            "commit": {"sha": sha(N_COMMITS - 1)}, "status": "pass",
+            "started_at": "2026-11-26T11:00:00Z", "finished_at": "2026-11-26T11:01:00Z",
+            "run_id": format!("cold-{i}"),
+        });
+        let res = client
+            .post(format!("{base}/api/v1/reports"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        let res = client.get(format!("{base}/p/bench")).send().await.unwrap();
+        let timing = res
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("app;dur="))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("server-timing header");
+        times.push(timing);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let dir = std::env::temp_dir().join(format!("trellis-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db?mode=rwc", dir.display()));
+    let (server, token) = start_server(&args, &db);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("{}/api/v1/health", server.base))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let kernels = kernels();
+    let commits: Vec<serde_json::Value> = (0..N_COMMITS)
+        .map(|i| serde_json::json!({"sha": sha(i), "parents": if i == 0 { vec![] } else { vec![sha(i - 1)] }, "subject": format!("bench commit {i}")}))
+        .collect();
+    let t = Instant::now();
+    let res = client
+        .post(format!("{}/api/v1/projects/bench/commits", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "commits": commits }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_success(),
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let history_ms = t.elapsed().as_secs_f64() * 1000.0;
+
+    // Phase 1: the newest 50 commits on every kernel.
+    let newest: Vec<(String, usize)> = (N_COMMITS - GRID_COMMITS..N_COMMITS)
+        .flat_map(|c| kernels.iter().map(move |k| (k.clone(), c)))
+        .collect();
+    let n1 = newest.len();
+    let (rate1, lat1) = ingest(&client, &server.base, &token, newest).await;
+    let (grid1, bytes) = grid_times(&client, &server.base).await;
+
+    // Phase 2: six times the history behind them.
+    let older: Vec<(String, usize)> = (0..N_COMMITS - GRID_COMMITS)
+        .flat_map(|c| kernels.iter().map(move |k| (k.clone(), c)))
+        .collect();
+    let n2 = older.len();
+    let (rate2, lat2) = ingest(&client, &server.base, &token, older).await;
+    let (grid2, _) = grid_times(&client, &server.base).await;
+    let cold = cold_grid_times(&client, &server.base, &token, &kernels).await;
+    let (rss, hwm) = rss_kib(server.child.id());
+
+    let backend = if db.starts_with("sqlite") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    let grid = format!("grid {}x{GRID_COMMITS}", kernels.len());
+    println!();
+    println!("Trellis benchmark ({backend}, release build, {CLIENTS} concurrent clients)");
+    println!("{:<60} {:>12}", "measure", "value");
+    println!("{}", "-".repeat(73));
+    line(
+        format!("push history ({N_COMMITS} commits, one request)"),
+        history_ms,
+        "ms",
+    );
+    for (phase, n, rate, lat) in [(1, n1, rate1, &lat1), (2, n2, rate2, &lat2)] {
+        line(
+            format!("ingest phase {phase}: {n} reports, logs 4-20 KB"),
+            rate,
+            "rep/s",
+        );
+        line(
+            format!("ingest phase {phase} latency p50"),
+            percentile(lat, 0.5),
+            "ms",
+        );
+        line(
+            format!("ingest phase {phase} latency p99"),
+            percentile(lat, 0.99),
+            "ms",
+        );
+    }
+    for (reports, times) in [(n1, &grid1), (n1 + n2, &grid2)] {
+        line(
+            format!("{grid} p50 at server, {reports} reports"),
+            percentile(times, 0.5),
+            "ms",
+        );
+        line(
+            format!("{grid} p95 at server, {reports} reports"),
+            percentile(times, 0.95),
+            "ms",
+        );
+    }
+    line(
+        format!("{grid} p50 right after a report (nothing cached)"),
+        percentile(&cold, 0.5),
+        "ms",
+    );
+    line(
+        format!("{grid} p95 right after a report (nothing cached)"),
+        percentile(&cold, 0.95),
+        "ms",
+    );
+    line(
+        "grid page size, uncompressed".into(),
+        bytes as f64 / 1024.0,
+        "KB",
+    );
+    line("server RSS at the end".into(), rss as f64 / 1024.0, "MB");
+    line("server RSS peak".into(), hwm as f64 / 1024.0, "MB");
+    println!();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,8 @@ CREATE TABLE projects (
     name TEXT NOT NULL UNIQUE,
     description TEXT NOT NULL DEFAULT '',
     demo BIGINT NOT NULL DEFAULT 0,
+    -- Bumped by every write that changes the project's grid; readers cache by it.
+    revision BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL
 );
 
@@ -90,6 +92,7 @@ CREATE TABLE cells (
     latest_status TEXT NOT NULL,
     latest_report_id BIGINT NOT NULL,
     latest_finished_at BIGINT NOT NULL,
-    PRIMARY KEY (kernel_id, commit_id)
+    -- Clustered by commit: the grid reads the cells of one page of commits.
+    PRIMARY KEY (commit_id, kernel_id)
 );
-CREATE INDEX cells_by_commit ON cells (commit_id);
+CREATE INDEX cells_by_kernel ON cells (kernel_id);

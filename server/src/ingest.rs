@@ -24,20 +24,26 @@ pub async fn submit_report(
 ) -> Result<Receipt, ApiError> {
     let report = Report::from_json(body).map_err(ApiError::InvalidFields)?;
     let blob = LogBlob::compress(&log::clip(&report.log, max_log_bytes));
-    let outcome = storage.ingest_report(runner.id, &report, &blob).await?;
-    let (id, created) = match outcome {
-        Ingested::Created(id) => (id, true),
-        Ingested::Duplicate(id) => (id, false),
-    };
-    // A retry answers with where the first copy lives, which may differ from this body.
-    let url = match storage.report_location(id).await? {
-        Some((project, kernel, sha)) => format!(
-            "{}#report-{id}",
-            trellis_app::paths::cell(&project, &kernel, &sha)
-        ),
-        None => return Err(ApiError::NotFound(format!("report {id} vanished"))),
-    };
-    Ok(Receipt { id, url, created })
+    let page = trellis_app::paths::cell(&report.project, &report.kernel, &report.commit.sha);
+    match storage.ingest_report(runner.id, report, blob).await? {
+        Ingested::Created(id) => Ok(Receipt {
+            id,
+            url: format!("{page}#report-{id}"),
+            created: true,
+        }),
+        // A retry answers with where the first copy lives, which may differ from this body.
+        Ingested::Duplicate(id) => match storage.report_location(id).await? {
+            Some((project, kernel, sha)) => Ok(Receipt {
+                id,
+                url: format!(
+                    "{}#report-{id}",
+                    trellis_app::paths::cell(&project, &kernel, &sha)
+                ),
+                created: false,
+            }),
+            None => Err(ApiError::NotFound(format!("report {id} vanished"))),
+        },
+    }
 }
 
 pub async fn push_commits(

@@ -4,6 +4,7 @@ use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::grid::{CommitColumn, Grid, GridCell, GridRow};
 use trellis_domain::project::{format_ms, Project};
+use trellis_domain::CellState;
 
 fn column_title(c: &CommitColumn) -> String {
     let mut t = format!("{} {}", c.short_sha(), c.subject.as_deref().unwrap_or(""));
@@ -16,39 +17,45 @@ fn column_title(c: &CommitColumn) -> String {
     t
 }
 
-fn cell_view(
-    project: &str,
-    row: &GridRow,
-    column: &CommitColumn,
-    cell: &Option<GridCell>,
-) -> AnyView {
-    match cell {
-        None => view! { <td></td> }.into_any(),
-        Some(cell) => {
-            let state = cell.state;
-            let title = format!(
-                "{} @ {}: {} ({}), latest {}",
-                row.uname,
-                column.short_sha(),
-                state.as_str(),
-                cell.summary.counts.describe(),
-                format_ms(cell.summary.latest_finished_at)
-            );
-            view! {
-                <td class=format!("s-{}", state.as_str())>
-                    <a href=paths::cell(project, &row.kernel, &column.sha) title=title>{state.symbol()}</a>
-                </td>
-            }
-            .into_any()
-        }
+fn state_class(state: CellState) -> &'static str {
+    match state {
+        CellState::Pass => "s-pass",
+        CellState::Fail => "s-fail",
+        CellState::Error => "s-error",
+        CellState::Skip => "s-skip",
+        CellState::Flaky => "s-flaky",
     }
 }
 
+/// One cell: empty when untested, else the state's symbol linking to the cell page.
+/// `cell_prefix` is the row's cell URL without the sha (computed once per row).
+fn cell_view(
+    cell_prefix: &str,
+    uname: &str,
+    column: &CommitColumn,
+    cell: &Option<GridCell>,
+) -> impl IntoView {
+    let class = cell.as_ref().map(|c| state_class(c.state));
+    let link = cell.as_ref().map(|cell| {
+        let state = cell.state;
+        let title = format!(
+            "{uname} @ {}: {} ({}), latest {}",
+            column.short_sha(),
+            state.as_str(),
+            cell.summary.counts.describe(),
+            format_ms(cell.summary.latest_finished_at)
+        );
+        view! { <a href=format!("{cell_prefix}{}", column.sha) title=title>{state.symbol()}</a> }
+    });
+    view! { <td class=class>{link}</td> }
+}
+
 fn row_view(project: &str, columns: &[CommitColumn], row: GridRow) -> impl IntoView {
+    let prefix = paths::cell_prefix(project, &row.kernel);
     let cells = columns
         .iter()
         .zip(&row.cells)
-        .map(|(col, cell)| cell_view(project, &row, col, cell))
+        .map(|(col, cell)| cell_view(&prefix, &row.uname, col, cell))
         .collect_view();
     view! {
         <tr

@@ -56,5 +56,20 @@ pub fn router(state: AppState) -> Router {
         // Bodies are read by the handlers against `max_body_bytes`, answering 413 as JSON.
         .layer(DefaultBodyLimit::disable())
         .layer(CompressionLayer::new())
+        .layer(axum::middleware::from_fn(server_timing))
         .with_state(state)
+}
+
+/// Adds `Server-Timing: app;dur=<ms>` so clients (and `make bench`) see the time spent here.
+async fn server_timing(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let start = std::time::Instant::now();
+    let mut res = next.run(req).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        res.headers_mut().insert("server-timing", v);
+    }
+    res
 }

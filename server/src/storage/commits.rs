@@ -158,6 +158,10 @@ impl Storage {
             ensure_commit(&mut tx, project_id, commit).await?;
         }
         let after = count_commits(&mut tx, project_id).await?;
+        sqlx::query("UPDATE projects SET revision = revision + 1 WHERE id = $1")
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok((after - before) as usize)
     }

@@ -1,12 +1,17 @@
-//! Storing a report: one transaction that records the report, its log, and the cell summary the
-//! grid reads.
+//! Storing reports. Concurrent reports are written in batches ("group commit"): one writer task
+//! takes every report waiting, stores each inside its own savepoint, and commits them together,
+//! so one durable commit (one fsync on SQLite) serves many reports. Every runner still gets its
+//! answer only after the commit that holds its report.
 
 use super::commits::{ensure_commit, ensure_project};
-use super::{is_unique_violation, now_ms, Result, Storage, StorageError};
-use sqlx::Row;
-use trellis_domain::{Report, Status};
+use super::{is_unique_violation, now_ms, Result, StorageError};
+use sqlx::{Acquire, Any, AnyPool, Row, Transaction};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as SyncMutex};
+use tokio::sync::{mpsc, oneshot, Mutex};
+use trellis_domain::{Kernel, Report, Status};
 
-/// A log ready to store: already clipped and compressed (done before taking the write turn).
+/// A log ready to store: already clipped and compressed (done before queueing, off the writer).
 pub struct LogBlob {
     pub compressed: Vec<u8>,
     pub original_bytes: i64,
@@ -21,61 +26,249 @@ pub enum Ingested {
     Duplicate(i64),
 }
 
-impl Storage {
-    pub async fn ingest_report(
+/// Ids of rows that are never deleted or renumbered, so they can be remembered safely.
+#[derive(Default)]
+pub(super) struct KnownIds {
+    projects: HashMap<String, i64>,
+    kernels: HashMap<(i64, Kernel), i64>,
+    commits: HashMap<(i64, String), i64>,
+}
+
+/// Ids learned inside one not-yet-committed job; kept only if the job (and its batch) commits.
+#[derive(Default)]
+struct Learned {
+    projects: Vec<(String, i64)>,
+    kernels: Vec<((i64, Kernel), i64)>,
+    commits: Vec<((i64, String), i64)>,
+}
+
+impl Learned {
+    fn absorb(&mut self, other: Learned) {
+        self.projects.extend(other.projects);
+        self.kernels.extend(other.kernels);
+        self.commits.extend(other.commits);
+    }
+}
+
+impl KnownIds {
+    fn remember(&mut self, learned: Learned) {
+        self.projects.extend(learned.projects);
+        self.kernels.extend(learned.kernels);
+        self.commits.extend(learned.commits);
+    }
+}
+
+struct Job {
+    runner_id: i64,
+    report: Report,
+    log: LogBlob,
+    reply: oneshot::Sender<Result<Ingested>>,
+}
+
+/// The handle handlers use; the writer task runs as long as a handle exists.
+#[derive(Clone)]
+pub(super) struct IngestQueue {
+    jobs: mpsc::Sender<Job>,
+}
+
+const MAX_BATCH: usize = 128;
+
+impl IngestQueue {
+    pub(super) fn start(
+        pool: AnyPool,
+        ids: Arc<SyncMutex<KnownIds>>,
+        turn: Option<Arc<Mutex<()>>>,
+    ) -> IngestQueue {
+        let (jobs, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            let writer = Writer { pool, ids, turn };
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                writer.write(batch).await;
+            }
+        });
+        IngestQueue { jobs }
+    }
+
+    pub(super) async fn submit(
         &self,
         runner_id: i64,
-        report: &Report,
-        log: &LogBlob,
+        report: Report,
+        log: LogBlob,
     ) -> Result<Ingested> {
-        if let Some(id) = self.report_by_run_id(runner_id, &report.run_id).await? {
-            return Ok(Ingested::Duplicate(id));
-        }
-        let turn = self.write_turn().await;
-        match self.insert_report(runner_id, report, log).await {
-            Ok(id) => Ok(Ingested::Created(id)),
-            // A concurrent retry of the same run won the race: answer with its report.
-            Err(StorageError::Database(e)) if is_unique_violation(&e) => {
-                drop(turn);
-                self.report_by_run_id(runner_id, &report.run_id)
-                    .await?
-                    .map(Ingested::Duplicate)
-                    .ok_or(StorageError::Database(e))
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            runner_id,
+            report,
+            log,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StorageError::WriterGone)?;
+        answer.await.map_err(|_| StorageError::WriterGone)?
+    }
+}
+
+struct Writer {
+    pool: AnyPool,
+    ids: Arc<SyncMutex<KnownIds>>,
+    turn: Option<Arc<Mutex<()>>>,
+}
+
+impl Writer {
+    async fn write(&self, batch: Vec<Job>) {
+        let _turn = match &self.turn {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(batch, &e.to_string()),
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut learned = Learned::default();
+        let mut projects = Vec::new();
+        let mut runners = Vec::new();
+        for job in batch {
+            let outcome = self.store_one(&mut tx, &job, &mut learned).await;
+            if let Ok((Ingested::Created(_), project_id)) = &outcome {
+                projects.push(*project_id);
+                runners.push(job.runner_id);
             }
-            Err(e) => Err(e),
+            answers.push((job.reply, outcome.map(|(ingested, _)| ingested)));
+        }
+        let finish = async {
+            touch(&mut tx, "projects", "revision = revision + 1", &projects).await?;
+            touch(
+                &mut tx,
+                "runners",
+                &format!("last_seen_at = {}", now_ms()),
+                &runners,
+            )
+            .await?;
+            tx.commit().await
+        };
+        match finish.await {
+            Ok(()) => {
+                self.ids.lock().expect("id cache lock").remember(learned);
+                for (reply, outcome) in answers {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(StorageError::BatchFailed(message.clone())));
+                }
+            }
         }
     }
 
-    async fn report_by_run_id(&self, runner_id: i64, run_id: &str) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT id FROM reports WHERE runner_id = $1 AND run_id = $2")
-            .bind(runner_id)
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    /// Stores one report inside a savepoint, so its failure leaves the rest of the batch intact.
+    async fn store_one(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        job: &Job,
+        learned: &mut Learned,
+    ) -> Result<(Ingested, i64)> {
+        if let Some(id) = report_by_run_id(&mut **tx, job.runner_id, &job.report.run_id).await? {
+            return Ok((Ingested::Duplicate(id), 0));
+        }
+        let mut sp = (&mut **tx).begin().await?;
+        let mut mine = Learned::default();
+        match self.insert_report(&mut sp, job, learned, &mut mine).await {
+            Ok((id, project_id)) => {
+                sp.commit().await?;
+                learned.absorb(mine);
+                Ok((Ingested::Created(id), project_id))
+            }
+            Err(StorageError::Database(e)) if is_unique_violation(&e) => {
+                sp.rollback().await?;
+                // The same run was sent twice in this batch: answer with the first copy.
+                match report_by_run_id(&mut **tx, job.runner_id, &job.report.run_id).await? {
+                    Some(id) => Ok((Ingested::Duplicate(id), 0)),
+                    None => Err(StorageError::Database(e)),
+                }
+            }
+            Err(e) => {
+                sp.rollback().await?;
+                Err(e)
+            }
+        }
     }
 
-    async fn insert_report(&self, runner_id: i64, report: &Report, log: &LogBlob) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
-        let project_id = ensure_project(&mut tx, &report.project).await?;
-        let k = &report.kernel;
-        let kernel_id: i64 = sqlx::query(
-            "INSERT INTO kernels (project_id, stream, version, release, arch, variant, first_seen_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (project_id, stream, version, release, arch, variant) DO UPDATE SET stream = excluded.stream
-             RETURNING id",
-        )
-        .bind(project_id)
-        .bind(&k.stream)
-        .bind(&k.version)
-        .bind(&k.release)
-        .bind(&k.arch)
-        .bind(&k.variant)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let commit_id = ensure_commit(&mut tx, project_id, &report.commit).await?;
+    async fn insert_report(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        job: &Job,
+        batch: &Learned,
+        mine: &mut Learned,
+    ) -> Result<(i64, i64)> {
+        let report = &job.report;
+        let known =
+            |f: &dyn Fn(&KnownIds) -> Option<i64>| f(&self.ids.lock().expect("id cache lock"));
+
+        let project_id = match known(&|k| k.projects.get(&report.project).copied()).or_else(|| {
+            batch
+                .projects
+                .iter()
+                .find(|(n, _)| *n == report.project)
+                .map(|(_, id)| *id)
+        }) {
+            Some(id) => id,
+            None => {
+                let id = ensure_project(tx, &report.project).await?;
+                mine.projects.push((report.project.clone(), id));
+                id
+            }
+        };
+
+        let kernel_key = (project_id, report.kernel.clone());
+        let kernel_id = match known(&|k| k.kernels.get(&kernel_key).copied()).or_else(|| {
+            batch
+                .kernels
+                .iter()
+                .find(|(key, _)| *key == kernel_key)
+                .map(|(_, id)| *id)
+        }) {
+            Some(id) => id,
+            None => {
+                let id = ensure_kernel(tx, project_id, &report.kernel).await?;
+                mine.kernels.push((kernel_key, id));
+                id
+            }
+        };
+
+        // A report that names only the sha of a known commit has nothing to add to it.
+        let c = &report.commit;
+        let bare = c.subject.is_none()
+            && c.author.is_none()
+            && c.committed_at.is_none()
+            && c.parents.is_none();
+        let commit_key = (project_id, c.sha.clone());
+        let cached = known(&|k| k.commits.get(&commit_key).copied()).or_else(|| {
+            batch
+                .commits
+                .iter()
+                .find(|(key, _)| *key == commit_key)
+                .map(|(_, id)| *id)
+        });
+        let commit_id = match cached.filter(|_| bare) {
+            Some(id) => id,
+            None => {
+                let id = ensure_commit(tx, project_id, c).await?;
+                mine.commits.push((commit_key, id));
+                id
+            }
+        };
 
         let finished_at = report.finished_at.timestamp_millis();
         let stages = serde_json::to_string(&report.stages).expect("stages serialise");
@@ -88,7 +281,7 @@ impl Storage {
         .bind(project_id)
         .bind(kernel_id)
         .bind(commit_id)
-        .bind(runner_id)
+        .bind(job.runner_id)
         .bind(&report.run_id)
         .bind(report.status.as_str())
         .bind(stages)
@@ -96,25 +289,25 @@ impl Storage {
         .bind(report.started_at.timestamp_millis())
         .bind(finished_at)
         .bind(now_ms())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
 
         sqlx::query("INSERT INTO logs (report_id, compressed, original_bytes, cut_bytes) VALUES ($1, $2, $3, $4)")
             .bind(report_id)
-            .bind(&log.compressed)
-            .bind(log.original_bytes)
-            .bind(log.cut_bytes)
-            .execute(&mut *tx)
+            .bind(&job.log.compressed)
+            .bind(job.log.original_bytes)
+            .bind(job.log.cut_bytes)
+            .execute(&mut **tx)
             .await?;
 
         let count = |s: Status| i64::from(report.status == s);
-        // The latest report (by finished_at, then id) decides the cell's status.
+        // The latest report (by finished_at) decides the cell's status.
         sqlx::query(
             "INSERT INTO cells (project_id, kernel_id, commit_id, n_pass, n_fail, n_error, n_skip,
                                 latest_status, latest_report_id, latest_finished_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (kernel_id, commit_id) DO UPDATE SET
+             ON CONFLICT (commit_id, kernel_id) DO UPDATE SET
                 n_pass = cells.n_pass + excluded.n_pass,
                 n_fail = cells.n_fail + excluded.n_fail,
                 n_error = cells.n_error + excluded.n_error,
@@ -136,15 +329,85 @@ impl Storage {
         .bind(report.status.as_str())
         .bind(report_id)
         .bind(finished_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
+        Ok((report_id, project_id))
+    }
+}
 
-        sqlx::query("UPDATE runners SET last_seen_at = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(runner_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(report_id)
+fn fail_all(batch: Vec<Job>, message: &str) {
+    for job in batch {
+        let _ = job
+            .reply
+            .send(Err(StorageError::BatchFailed(message.to_string())));
+    }
+}
+
+/// `UPDATE table SET assignment WHERE id IN (ids)`, once per distinct id.
+async fn touch(
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    assignment: &str,
+    ids: &[i64],
+) -> Result<(), sqlx::Error> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET {assignment} WHERE id = $1"
+        )))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn ensure_kernel(tx: &mut Transaction<'_, Any>, project_id: i64, k: &Kernel) -> Result<i64> {
+    Ok(sqlx::query(
+        "INSERT INTO kernels (project_id, stream, version, release, arch, variant, first_seen_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (project_id, stream, version, release, arch, variant) DO UPDATE SET stream = excluded.stream
+         RETURNING id",
+    )
+    .bind(project_id)
+    .bind(&k.stream)
+    .bind(&k.version)
+    .bind(&k.release)
+    .bind(&k.arch)
+    .bind(&k.variant)
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?)
+}
+
+pub(super) async fn report_by_run_id<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    runner_id: i64,
+    run_id: &str,
+) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM reports WHERE runner_id = $1 AND run_id = $2")
+        .bind(runner_id)
+        .bind(run_id)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+impl super::Storage {
+    /// Stores a report (or recognises a retry) and answers once it is durably committed.
+    pub async fn ingest_report(
+        &self,
+        runner_id: i64,
+        report: Report,
+        log: LogBlob,
+    ) -> Result<Ingested> {
+        // Retries are answered without queueing; a retry racing its original is caught in the batch.
+        if let Some(id) = report_by_run_id(&self.pool, runner_id, &report.run_id).await? {
+            return Ok(Ingested::Duplicate(id));
+        }
+        self.queue.submit(runner_id, report, log).await
     }
 }

@@ -25,6 +25,10 @@ pub enum StorageError {
     UnsupportedUrl(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("the batch holding this report could not be committed: {0}")]
+    BatchFailed(String),
+    #[error("the report writer has stopped")]
+    WriterGone,
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -43,6 +47,8 @@ pub struct Storage {
     /// SQLite allows one writer at a time; taking turns here avoids "database is locked" retries.
     /// PostgreSQL writers run concurrently.
     write_turn: Option<Arc<Mutex<()>>>,
+    queue: ingest::IngestQueue,
+    grid_cache: Arc<read::GridCache>,
 }
 
 pub fn now_ms() -> i64 {
@@ -83,10 +89,14 @@ impl Storage {
             Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
         }
+        let write_turn = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let ids = Arc::new(std::sync::Mutex::new(ingest::KnownIds::default()));
         Ok(Storage {
+            queue: ingest::IngestQueue::start(pool.clone(), ids.clone(), write_turn.clone()),
             pool,
             backend,
-            write_turn: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            write_turn,
+            grid_cache: Arc::default(),
         })
     }
 

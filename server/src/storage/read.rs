@@ -4,7 +4,9 @@ use super::{ingest::LogBlob, placeholders, Result, Storage, StorageError};
 use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
+use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
 use trellis_domain::grid::{CellEntry, CommitColumn, Grid, GridFilter, KernelRow};
 use trellis_domain::log::ClippedLog;
 use trellis_domain::project::{CellDetail, CommitHealth, Project, ProjectSummary, ReportDetail};
@@ -85,6 +87,42 @@ fn cell_from(row: &AnyRow) -> Result<CellEntry> {
             latest_finished_at: row.try_get("latest_finished_at")?,
         },
     })
+}
+
+/// What one grid page reads from the database, before filtering.
+pub(super) struct GridData {
+    kernels: Vec<KernelRow>,
+    columns: Vec<CommitColumn>,
+    cells: Vec<CellEntry>,
+    has_older: bool,
+}
+
+type GridKey = (i64, u32, u32);
+
+/// Grid pages by (project, page, page size), each valid for one project revision.
+#[derive(Default)]
+pub(super) struct GridCache {
+    entries: Mutex<HashMap<GridKey, (i64, Arc<GridData>)>>,
+}
+
+impl GridCache {
+    const MAX_ENTRIES: usize = 256;
+
+    fn get(&self, key: GridKey, revision: i64) -> Option<Arc<GridData>> {
+        let entries = self.entries.lock().expect("grid cache lock");
+        entries
+            .get(&key)
+            .filter(|(r, _)| *r == revision)
+            .map(|(_, d)| d.clone())
+    }
+
+    fn put(&self, key: GridKey, revision: i64, data: Arc<GridData>) {
+        let mut entries = self.entries.lock().expect("grid cache lock");
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (revision, data));
+    }
 }
 
 const CELL_COLUMNS: &str =
@@ -186,7 +224,8 @@ impl Storage {
         }))
     }
 
-    /// The grid for one page of commits (`per_page` columns, newest first).
+    /// The grid for one page of commits (`per_page` columns, newest first). What it reads is
+    /// cached until the project's revision changes (every report and history push bumps it).
     pub async fn grid(
         &self,
         project: &Project,
@@ -194,6 +233,32 @@ impl Storage {
         page: u32,
         per_page: u32,
     ) -> Result<Grid> {
+        let revision: i64 = sqlx::query("SELECT revision FROM projects WHERE id = $1")
+            .bind(project.id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let key = (project.id, page, per_page);
+        let data = match self.grid_cache.get(key, revision) {
+            Some(data) => data,
+            None => {
+                let data = Arc::new(self.load_grid(project, page, per_page).await?);
+                self.grid_cache.put(key, revision, data.clone());
+                data
+            }
+        };
+        Ok(Grid::build(
+            &project.name,
+            data.kernels.clone(),
+            data.columns.clone(),
+            data.cells.clone(),
+            filter,
+            page,
+            data.has_older,
+        ))
+    }
+
+    async fn load_grid(&self, project: &Project, page: u32, per_page: u32) -> Result<GridData> {
         let kernels = sqlx::query(
             "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
         )
@@ -234,15 +299,12 @@ impl Storage {
                 .map(cell_from)
                 .collect::<Result<Vec<_>>>()?
         };
-        Ok(Grid::build(
-            &project.name,
+        Ok(GridData {
             kernels,
             columns,
             cells,
-            filter,
-            page,
             has_older,
-        ))
+        })
     }
 
     /// Finds a kernel of a project by stream and `uname -r`.
