@@ -208,25 +208,31 @@ async fn ingest(
     (all.len() as f64 / secs, all)
 }
 
+/// One grid page load: (time spent in the server, page size).
+async fn timed_grid(client: &reqwest::Client, base: &str) -> (f64, usize) {
+    let res = client
+        .get(format!("{base}/p/bench"))
+        .send()
+        .await
+        .expect("get grid");
+    assert!(res.status().is_success());
+    let timing = res
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("app;dur="))
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("server-timing header");
+    (timing, res.bytes().await.unwrap().len())
+}
+
 async fn grid_times(client: &reqwest::Client, base: &str) -> (Vec<f64>, usize) {
     let mut times = Vec::new();
     let mut bytes = 0;
     for _ in 0..GRID_SAMPLES {
-        let res = client
-            .get(format!("{base}/p/bench"))
-            .send()
-            .await
-            .expect("get grid");
-        assert!(res.status().is_success());
-        let timing = res
-            .headers()
-            .get("server-timing")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("app;dur="))
-            .and_then(|v| v.parse::<f64>().ok())
-            .expect("server-timing header");
-        bytes = res.bytes().await.unwrap().len();
-        times.push(timing);
+        let (t, size) = timed_grid(client, base).await;
+        times.push(t);
+        bytes = size;
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (times, bytes)
@@ -259,15 +265,7 @@ async fn cold_grid_times(
             .await
             .unwrap();
         assert_eq!(res.status().as_u16(), 201);
-        let res = client.get(format!("{base}/p/bench")).send().await.unwrap();
-        let timing = res
-            .headers()
-            .get("server-timing")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("app;dur="))
-            .and_then(|v| v.parse::<f64>().ok())
-            .expect("server-timing header");
-        times.push(timing);
+        times.push(timed_grid(client, base).await.0);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     times

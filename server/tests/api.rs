@@ -136,6 +136,10 @@ impl Harness {
         (status, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
+    async fn get(&self, uri: &str) -> (StatusCode, String) {
+        self.request("GET", uri, None, None).await
+    }
+
     async fn json(
         &self,
         method: &str,
@@ -169,6 +173,14 @@ impl Harness {
         body["grid"].clone()
     }
 
+    /// The cell API's answer for `stream/uname` and commit `n`.
+    async fn cell(&self, kernel: &str, commit: u32) -> Value {
+        let uri = format!("/api/v1/projects/wg/cells/{kernel}/{}", sha(commit));
+        let (status, body) = self.json("GET", &uri, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
     async fn report_count(&self) -> i64 {
         let (_, body) = self.json("GET", "/api/v1/projects", None, None).await;
         body["projects"]
@@ -178,6 +190,28 @@ impl Harness {
             .map(|p| p["reports"].as_i64().unwrap())
             .sum()
     }
+}
+
+/// Checks an error answer: its status and its machine-readable code.
+fn expect_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (want, Some(code)),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+fn column_shas(grid: &Value) -> Vec<String> {
+    grid["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn sha(n: u32) -> String {
@@ -252,12 +286,7 @@ async fn report_lifecycle(db: TestDb) {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let cell_api = format!(
-        "/api/v1/projects/wg/cells/el8/4.18.0-553.el8_10.x86_64/{}",
-        sha(1)
-    );
-    let (status, cell) = h.json("GET", &cell_api, None, None).await;
-    assert_eq!(status, StatusCode::OK, "{cell}");
+    let cell = h.cell("el8/4.18.0-553.el8_10.x86_64", 1).await;
     let reports = cell["reports"].as_array().unwrap();
     assert_eq!(reports.len(), 2);
     let first = reports.iter().find(|r| r["id"] == id).unwrap();
@@ -277,10 +306,7 @@ async fn authentication(db: TestDb) {
     let (status, err) = h
         .json("POST", "/api/v1/reports", None, Some(body.clone()))
         .await;
-    assert_eq!(
-        (status, err["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
-    );
+    expect_error(status, &err, StatusCode::UNAUTHORIZED, "unauthorized");
     let forged = format!("trellis_{}_{}", &h.token[8..20], "0".repeat(48));
     let (status, _) = h
         .json("POST", "/api/v1/reports", Some(&forged), Some(body.clone()))
@@ -302,10 +328,7 @@ async fn authentication(db: TestDb) {
         .await
         .unwrap());
     let (status, err) = h.post_report(body.clone()).await;
-    assert_eq!(
-        (status, err["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("runner_disabled"))
-    );
+    expect_error(status, &err, StatusCode::FORBIDDEN, "runner_disabled");
     assert_eq!(h.report_count().await, 0);
 
     assert!(h
@@ -360,9 +383,11 @@ async fn bad_input_is_rejected_and_stores_nothing(db: TestDb) {
     let mut huge = report("4.18.0-553.el8_10.x86_64", 1, "pass", "big");
     huge["log"] = json!("x".repeat(10_000));
     let (status, err) = h.post_report(huge).await;
-    assert_eq!(
-        (status, err["error"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    expect_error(
+        status,
+        &err,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
     );
 
     let (status, err) = h
@@ -388,17 +413,7 @@ async fn bad_input_is_rejected_and_stores_nothing(db: TestDb) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     assert_eq!(h.report_count().await, 1);
-    let (_, cell) = h
-        .json(
-            "GET",
-            &format!(
-                "/api/v1/projects/wg/cells/el8/4.18.0-553.el8_10.x86_64/{}",
-                sha(1)
-            ),
-            None,
-            None,
-        )
-        .await;
+    let cell = h.cell("el8/4.18.0-553.el8_10.x86_64", 1).await;
     assert_eq!(cell["reports"][0]["run_id"], "keep");
 }
 
@@ -408,17 +423,7 @@ async fn long_logs_keep_head_and_tail(db: TestDb) {
     let log: String = (0..2000).map(|i| format!("line {i}\n")).collect();
     body["log"] = json!(log);
     assert_eq!(h.post_report(body).await.0, StatusCode::CREATED);
-    let (_, cell) = h
-        .json(
-            "GET",
-            &format!(
-                "/api/v1/projects/wg/cells/el8/4.18.0-553.el8_10.x86_64/{}",
-                sha(1)
-            ),
-            None,
-            None,
-        )
-        .await;
+    let cell = h.cell("el8/4.18.0-553.el8_10.x86_64", 1).await;
     let stored = &cell["reports"][0];
     let text = stored["log"].as_str().unwrap();
     assert!(text.starts_with("line 0\n") && text.ends_with("line 1999\n"));
@@ -450,12 +455,7 @@ async fn grid_orders_kernels_by_rpm_and_commits_by_git(db: TestDb) {
         );
     }
     let grid = h.grid("").await;
-    let shas: Vec<&str> = grid["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["sha"].as_str().unwrap())
-        .collect();
+    let shas = column_shas(&grid);
     assert_eq!(shas, [sha(5), sha(4), sha(3)]);
     assert_eq!(grid["has_older"], true);
     let layout: Vec<(String, Vec<String>)> = grid["groups"]
@@ -498,15 +498,10 @@ async fn grid_orders_kernels_by_rpm_and_commits_by_git(db: TestDb) {
     assert_eq!(newest_el8["has_failure"], true);
 
     let older = h.grid("?page=1").await;
-    let shas: Vec<&str> = older["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["sha"].as_str().unwrap())
-        .collect();
+    let shas = column_shas(&older);
     assert_eq!(
         (shas, older["has_older"].as_bool()),
-        (vec![sha(2).as_str(), sha(1).as_str()], Some(false))
+        (vec![sha(2), sha(1)], Some(false))
     );
     // Streams stay listed on pages where they have no results.
     assert_eq!(older["groups"].as_array().unwrap().len(), 2);
@@ -525,10 +520,7 @@ async fn grid_orders_kernels_by_rpm_and_commits_by_git(db: TestDb) {
     let (status, err) = h
         .json("GET", "/api/v1/projects/wg/grid?page=-1", None, None)
         .await;
-    assert_eq!(
-        (status, err["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("bad_request"))
-    );
+    expect_error(status, &err, StatusCode::BAD_REQUEST, "bad_request");
     let (status, _) = h
         .json("GET", "/api/v1/projects/nope/grid", None, None)
         .await;
@@ -576,12 +568,7 @@ async fn git_order_survives_history_arriving_late(db: TestDb) {
         .await;
     assert_eq!(body["new"], 0);
     let grid = h.grid("").await;
-    let shas: Vec<&str> = grid["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["sha"].as_str().unwrap())
-        .collect();
+    let shas = column_shas(&grid);
     assert_eq!(shas, [sha(4), sha(3), sha(2), sha(1)]);
     assert_eq!(grid["columns"][1]["subject"], "commit 3");
 }
@@ -647,41 +634,31 @@ async fn pages_render_and_errors_are_typed(db: TestDb) {
     let mut body = report("4.18.0-553.el8_10.x86_64", 1, "fail", "p");
     body["log"] = json!("<b>not bold</b>");
     h.post_report(body).await;
-    let (status, home) = h.request("GET", "/", None, None).await;
+    let (status, home) = h.get("/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(home.contains("href=\"/p/wg\""), "{home}");
-    let (status, grid) = h.request("GET", "/p/wg", None, None).await;
+    let (status, grid) = h.get("/p/wg").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         grid.contains("data-kernel=\"4.18.0-553.el8_10.x86_64\"") && grid.contains("leptos-island")
     );
     let (status, cell) = h
-        .request(
-            "GET",
-            &format!("/p/wg/cell/el8/4.18.0-553.el8_10.x86_64/{}", sha(1)),
-            None,
-            None,
-        )
+        .get(&format!(
+            "/p/wg/cell/el8/4.18.0-553.el8_10.x86_64/{}",
+            sha(1)
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(cell.contains("&lt;b&gt;not bold&lt;/b&gt;") && !cell.contains("<b>not bold"));
-    let (status, page) = h.request("GET", "/p/nope", None, None).await;
+    let (status, page) = h.get("/p/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(page.contains("no project named"));
     let (status, page) = h
-        .request(
-            "GET",
-            &format!("/p/wg/cell/el8/4.18.0-1.el8.x86_64/{}", sha(1)),
-            None,
-            None,
-        )
+        .get(&format!("/p/wg/cell/el8/4.18.0-1.el8.x86_64/{}", sha(1)))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
     let (status, err) = h.json("GET", "/api/v1/nothing", None, None).await;
-    assert_eq!(
-        (status, err["error"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    expect_error(status, &err, StatusCode::NOT_FOUND, "not_found");
     let (status, err) = h
         .json(
             "GET",
