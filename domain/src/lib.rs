@@ -5,14 +5,18 @@
 //! - [`status`]: job outcomes and the per-cell summary.
 //! - [`report`]: validation of what runners send, naming every bad field.
 //! - [`log`]: bounding stored logs to head + tail.
+//! - [`signature`]: the first meaningful error of a build log, normalised.
 //! - [`grid`]: the kernel x commit grid and its filter.
+//! - [`breakage`]: breakages, their attribution and life, bisect hints on both axes.
 //! - [`project`]: read models of stored projects, cells and reports.
 
+pub mod breakage;
 pub mod grid;
 pub mod kernel;
 pub mod log;
 pub mod project;
 pub mod report;
+pub mod signature;
 pub mod status;
 pub mod version;
 

@@ -1,0 +1,738 @@
+//! Breakages: where a (kernel, commit) cell goes from pass to fail, what caused it, how long it
+//! lasted, and what to test next to pin it down (bisect hints on both axes).
+//!
+//! The grid is read per *lane*: the kernels of one stream, arch and variant in RPM order, against
+//! the commits in git order. Only `pass` and `fail` cells are evidence: `error` (infrastructure),
+//! `skip` and flaky cells never open or close a breakage.
+
+use crate::grid::{CommitColumn, KernelRow};
+use crate::kernel::stream_label;
+use crate::status::CellState;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// What the grid knows about one cell, as breakage detection needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellFacts {
+    pub kernel_id: i64,
+    pub commit_id: i64,
+    pub state: CellState,
+    /// Signature of the latest failing report, if any.
+    pub signature: Option<String>,
+    /// Epoch milliseconds of the first failing / passing report.
+    pub first_fail_at: Option<i64>,
+    pub first_pass_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attribution {
+    /// The same kernel passed on an earlier commit: a commit broke it.
+    Module,
+    /// The same commit passed on the previous kernel of the stream: a kernel update broke it.
+    Kernel,
+    /// Both axes show a transition.
+    Both,
+    /// Neither axis has a passing neighbour to compare with.
+    Unknown,
+}
+
+impl Attribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attribution::Module => "module",
+            Attribution::Kernel => "kernel",
+            Attribution::Both => "both",
+            Attribution::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Attribution> {
+        [
+            Attribution::Module,
+            Attribution::Kernel,
+            Attribution::Both,
+            Attribution::Unknown,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// Where to look next on one axis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BisectHint {
+    pub last_good: String,
+    pub first_bad: String,
+    /// Commits (or kernels) between them that have no result, oldest first.
+    pub untested: Vec<String>,
+    /// The midpoint of `untested`: the one to test next.
+    pub next: Option<String>,
+    /// `git bisect start <bad> <good>` (commit axis only).
+    pub command: Option<String>,
+}
+
+impl BisectHint {
+    /// True when good and bad are neighbours: the first bad one is known.
+    pub fn adjacent(&self) -> bool {
+        self.untested.is_empty()
+    }
+
+    fn new(
+        last_good: String,
+        first_bad: String,
+        untested: Vec<String>,
+        commit_axis: bool,
+    ) -> BisectHint {
+        let command = commit_axis.then(|| format!("git bisect start {first_bad} {last_good}"));
+        BisectHint {
+            next: untested.get(untested.len() / 2).cloned(),
+            last_good,
+            first_bad,
+            untested,
+            command,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breakage {
+    /// Stable id: its stream, lane and first bad cell.
+    pub id: String,
+    pub stream: String,
+    pub stream_label: String,
+    pub attribution: Attribution,
+    pub first_bad_commit: String,
+    pub first_bad_kernel: String,
+    /// Storage ids of the first bad cell (for marking it in the grid).
+    pub start_kernel_id: i64,
+    pub start_commit_id: i64,
+    /// Kernels (uname, oldest first) and commits (sha, oldest first) with failing cells in it.
+    pub kernels: Vec<String>,
+    pub commits: Vec<String>,
+    pub failing_cells: usize,
+    pub open: bool,
+    pub fixed_by_commit: Option<String>,
+    pub fixed_by_kernel: Option<String>,
+    pub opened_at: Option<i64>,
+    pub fixed_at: Option<i64>,
+    pub signature: Option<String>,
+    pub commit_bisect: Option<BisectHint>,
+    pub kernel_bisect: Option<BisectHint>,
+}
+
+impl Breakage {
+    /// Milliseconds from the first failing report to the first fixing one.
+    pub fn time_to_fix(&self) -> Option<i64> {
+        Some(self.fixed_at? - self.opened_at?)
+    }
+}
+
+/// A maximal stretch of failing commits on one kernel.
+struct Run {
+    lane: usize,
+    /// Index of the kernel in its lane (oldest = 0).
+    kernel: usize,
+    /// Git positions: first failing, last failing, last passing before, first passing after.
+    start: usize,
+    cells: Vec<usize>,
+    last_good: Option<usize>,
+    fix: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    /// A commit broke the stream.
+    Commit { stream: usize, start: usize },
+    /// A kernel broke the module (the run that has no earlier pass on its kernel).
+    Kernel { lane: usize, kernel: usize },
+    Unknown {
+        lane: usize,
+        kernel: usize,
+        start: usize,
+    },
+}
+
+/// Finds every breakage. `commits` must be in git order, oldest first.
+pub fn find_breakages(
+    kernels: &[KernelRow],
+    commits: &[CommitColumn],
+    cells: &[CellFacts],
+) -> Vec<Breakage> {
+    let commit_pos: HashMap<i64, usize> =
+        commits.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+
+    // Lanes: (stream, arch, variant), kernels in RPM order.
+    let mut lane_of: BTreeMap<(String, String, String), Vec<&KernelRow>> = BTreeMap::new();
+    for k in kernels {
+        let key = (
+            k.kernel.stream.clone(),
+            k.kernel.arch.clone(),
+            k.kernel.variant.clone(),
+        );
+        lane_of.entry(key).or_default().push(k);
+    }
+    let lanes: Vec<Vec<&KernelRow>> = lane_of
+        .into_values()
+        .map(|mut ks| {
+            ks.sort_by(|a, b| a.kernel.rpm_cmp(&b.kernel));
+            ks
+        })
+        .collect();
+    let mut streams: Vec<String> = lanes.iter().map(|l| l[0].kernel.stream.clone()).collect();
+    streams.dedup();
+    let stream_index = |s: &str| {
+        streams
+            .iter()
+            .position(|x| x == s)
+            .expect("stream of a lane")
+    };
+    let place: HashMap<i64, (usize, usize)> = lanes
+        .iter()
+        .enumerate()
+        .flat_map(|(li, l)| l.iter().enumerate().map(move |(ki, k)| (k.id, (li, ki))))
+        .collect();
+
+    // Per kernel: evidence (pass/fail) by git position.
+    let mut evidence: HashMap<(usize, usize), BTreeMap<usize, bool>> = HashMap::new();
+    let mut facts: HashMap<(usize, usize, usize), &CellFacts> = HashMap::new();
+    for c in cells {
+        let (Some(&pos), Some(&(li, ki))) = (commit_pos.get(&c.commit_id), place.get(&c.kernel_id))
+        else {
+            continue;
+        };
+        facts.insert((li, ki, pos), c);
+        match c.state {
+            CellState::Pass => evidence.entry((li, ki)).or_default().insert(pos, true),
+            CellState::Fail => evidence.entry((li, ki)).or_default().insert(pos, false),
+            _ => None,
+        };
+    }
+    let state_at = |li: usize, ki: usize, pos: usize| {
+        evidence.get(&(li, ki)).and_then(|e| e.get(&pos)).copied()
+    };
+    // The nearest older kernel of the lane with evidence at this commit.
+    let previous_kernel = |li: usize, ki: usize, pos: usize| {
+        (0..ki)
+            .rev()
+            .find_map(|k| state_at(li, k, pos).map(|p| (k, p)))
+    };
+
+    // Runs, lane by lane, oldest kernel first (so a run can join its older neighbour's breakage).
+    let mut runs: Vec<Run> = Vec::new();
+    for (li, lane) in lanes.iter().enumerate() {
+        for ki in 0..lane.len() {
+            let Some(seq) = evidence.get(&(li, ki)) else {
+                continue;
+            };
+            let mut last_pass = None;
+            let mut current: Option<Run> = None;
+            for (&pos, &pass) in seq {
+                if pass {
+                    if let Some(mut run) = current.take() {
+                        run.fix = Some(pos);
+                        runs.push(run);
+                    }
+                    last_pass = Some(pos);
+                } else {
+                    match current.as_mut() {
+                        Some(run) => run.cells.push(pos),
+                        None => {
+                            current = Some(Run {
+                                lane: li,
+                                kernel: ki,
+                                start: pos,
+                                cells: vec![pos],
+                                last_good: last_pass,
+                                fix: None,
+                            })
+                        }
+                    }
+                }
+            }
+            runs.extend(current);
+        }
+    }
+
+    // Attribute each run and group runs with one cause.
+    let mut groups: BTreeMap<Key, (Attribution, Vec<usize>)> = BTreeMap::new();
+    let mut key_of_cell: HashMap<(usize, usize, usize), Key> = HashMap::new();
+    for (ri, run) in runs.iter().enumerate() {
+        let stream = stream_index(&lanes[run.lane][0].kernel.stream);
+        let module = run.last_good.is_some();
+        let prev = previous_kernel(run.lane, run.kernel, run.start);
+        let kernel = prev.is_some_and(|(_, pass)| pass);
+        let (key, attribution) = match (module, kernel) {
+            (true, false) => (
+                Key::Commit {
+                    stream,
+                    start: run.start,
+                },
+                Attribution::Module,
+            ),
+            (true, true) => (
+                Key::Commit {
+                    stream,
+                    start: run.start,
+                },
+                Attribution::Both,
+            ),
+            (false, true) => (
+                Key::Kernel {
+                    lane: run.lane,
+                    kernel: run.kernel,
+                },
+                Attribution::Kernel,
+            ),
+            (false, false) => {
+                // Failing from its first result while the older kernel failed too: same cause.
+                let inherited =
+                    prev.and_then(|(k, _)| key_of_cell.get(&(run.lane, k, run.start)).copied());
+                match inherited {
+                    Some(key) => (key, groups[&key].0),
+                    None => (
+                        Key::Unknown {
+                            lane: run.lane,
+                            kernel: run.kernel,
+                            start: run.start,
+                        },
+                        Attribution::Unknown,
+                    ),
+                }
+            }
+        };
+        for &pos in &run.cells {
+            key_of_cell.insert((run.lane, run.kernel, pos), key);
+        }
+        let entry = groups.entry(key).or_insert((attribution, Vec::new()));
+        if attribution == Attribution::Both {
+            entry.0 = Attribution::Both;
+        }
+        entry.1.push(ri);
+    }
+
+    let mut out: Vec<Breakage> = groups
+        .into_iter()
+        .map(|(key, (attribution, members))| {
+            let members: Vec<&Run> = members.iter().map(|&i| &runs[i]).collect();
+            describe(
+                key,
+                attribution,
+                &members,
+                &lanes,
+                commits,
+                &facts,
+                &state_at,
+            )
+        })
+        .collect();
+    // Open first, then the most recent first.
+    out.sort_by(|a, b| {
+        b.open
+            .cmp(&a.open)
+            .then(b.opened_at.cmp(&a.opened_at))
+            .then(a.id.cmp(&b.id))
+    });
+    out
+}
+
+fn describe(
+    key: Key,
+    attribution: Attribution,
+    members: &[&Run],
+    lanes: &[Vec<&KernelRow>],
+    commits: &[CommitColumn],
+    facts: &HashMap<(usize, usize, usize), &CellFacts>,
+    state_at: &dyn Fn(usize, usize, usize) -> Option<bool>,
+) -> Breakage {
+    // The origin: the earliest failing commit, and on it the narrowest good..bad range.
+    let origin = members
+        .iter()
+        .min_by_key(|r| (r.start, std::cmp::Reverse(r.last_good), r.kernel))
+        .expect("a breakage has a run");
+    let lane = &lanes[origin.lane];
+    let kernel = &lane[origin.kernel];
+    let uname = |li: usize, ki: usize| lanes[li][ki].kernel.uname();
+
+    let mut kernel_set: Vec<(usize, usize)> = members.iter().map(|r| (r.lane, r.kernel)).collect();
+    kernel_set.sort_by(|a, b| lanes[a.0][a.1].kernel.rpm_cmp(&lanes[b.0][b.1].kernel));
+    kernel_set.dedup();
+    let mut commit_set: Vec<usize> = members
+        .iter()
+        .flat_map(|r| r.cells.iter().copied())
+        .collect();
+    commit_set.sort_unstable();
+    commit_set.dedup();
+    let member_facts: Vec<&CellFacts> = members
+        .iter()
+        .flat_map(|r| {
+            r.cells
+                .iter()
+                .filter_map(move |&p| facts.get(&(r.lane, r.kernel, p)).copied())
+        })
+        .collect();
+
+    let open_runs: Vec<&&Run> = members.iter().filter(|r| r.fix.is_none()).collect();
+    // Fixed on the commit axis when every run ended with a pass; the fix is the first of them.
+    let fixed_by_commit = open_runs
+        .is_empty()
+        .then(|| members.iter().filter_map(|r| r.fix).min())
+        .flatten();
+    // Fixed on the kernel axis when a newer kernel of the lane passes where the newest broken one failed.
+    let fixed_by_kernel = if open_runs.is_empty() {
+        None
+    } else {
+        let newest = members
+            .iter()
+            .filter(|r| r.lane == origin.lane)
+            .map(|r| r.kernel)
+            .max()
+            .unwrap_or(origin.kernel);
+        let newest_fails: Vec<usize> = members
+            .iter()
+            .filter(|r| r.lane == origin.lane && r.kernel == newest)
+            .flat_map(|r| r.cells.iter().copied())
+            .collect();
+        (newest + 1..lane.len()).find(|&k| {
+            newest_fails
+                .iter()
+                .any(|&p| state_at(origin.lane, k, p) == Some(true))
+        })
+    };
+    let fixed_at = if let Some(pos) = fixed_by_commit {
+        members
+            .iter()
+            .filter(|r| r.fix == Some(pos))
+            .filter_map(|r| {
+                facts
+                    .get(&(r.lane, r.kernel, pos))
+                    .and_then(|f| f.first_pass_at)
+            })
+            .min()
+    } else {
+        fixed_by_kernel.and_then(|k| {
+            (0..commits.len())
+                .filter_map(|p| {
+                    facts
+                        .get(&(origin.lane, k, p))
+                        .filter(|f| f.state == CellState::Pass)
+                })
+                .filter_map(|f| f.first_pass_at)
+                .min()
+        })
+    };
+
+    let mut signatures: HashMap<&str, usize> = HashMap::new();
+    for f in &member_facts {
+        if let Some(s) = &f.signature {
+            *signatures.entry(s).or_default() += 1;
+        }
+    }
+    let signature = signatures
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(s, _)| s.to_string());
+
+    let commit_bisect = origin.last_good.map(|good| {
+        let untested = commits[good + 1..origin.start]
+            .iter()
+            .map(|c| c.sha.clone())
+            .collect();
+        BisectHint::new(
+            commits[good].sha.clone(),
+            commits[origin.start].sha.clone(),
+            untested,
+            true,
+        )
+    });
+    let kernel_bisect = (0..origin.kernel)
+        .rev()
+        .find(|&k| state_at(origin.lane, k, origin.start).is_some())
+        .filter(|&k| state_at(origin.lane, k, origin.start) == Some(true))
+        .map(|good| {
+            let untested = (good + 1..origin.kernel)
+                .map(|k| uname(origin.lane, k))
+                .collect();
+            BisectHint::new(
+                uname(origin.lane, good),
+                kernel.kernel.uname(),
+                untested,
+                false,
+            )
+        });
+
+    let id = match key {
+        Key::Commit { .. } => format!(
+            "{}-commit-{}",
+            kernel.kernel.stream,
+            &commits[origin.start].sha[..12]
+        ),
+        Key::Kernel { .. } => format!("{}-kernel-{}", kernel.kernel.stream, kernel.kernel.uname()),
+        Key::Unknown { .. } => format!(
+            "{}-unknown-{}-{}",
+            kernel.kernel.stream,
+            kernel.kernel.uname(),
+            &commits[origin.start].sha[..12]
+        ),
+    };
+    Breakage {
+        id,
+        stream: kernel.kernel.stream.clone(),
+        stream_label: stream_label(&kernel.kernel.stream),
+        attribution,
+        first_bad_commit: commits[origin.start].sha.clone(),
+        first_bad_kernel: kernel.kernel.uname(),
+        start_kernel_id: kernel.id,
+        start_commit_id: commits[origin.start].id,
+        kernels: kernel_set.iter().map(|&(l, k)| uname(l, k)).collect(),
+        commits: commit_set.iter().map(|&p| commits[p].sha.clone()).collect(),
+        failing_cells: members.iter().map(|r| r.cells.len()).sum(),
+        open: fixed_by_commit.is_none() && fixed_by_kernel.is_none(),
+        fixed_by_commit: fixed_by_commit.map(|p| commits[p].sha.clone()),
+        fixed_by_kernel: fixed_by_kernel.map(|k| uname(origin.lane, k)),
+        opened_at: member_facts.iter().filter_map(|f| f.first_fail_at).min(),
+        fixed_at,
+        signature,
+        commit_bisect,
+        kernel_bisect,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::Kernel;
+
+    /// A lane of kernels and their results along commits 1..=n: `P` pass, `F` fail, `~` flaky,
+    /// `E` runner error, `S` skip, `.` untested.
+    struct Scenario {
+        kernels: Vec<KernelRow>,
+        commits: Vec<CommitColumn>,
+        cells: Vec<CellFacts>,
+    }
+
+    fn sha(i: usize) -> String {
+        format!("{i:040x}")
+    }
+
+    fn scenario(stream: &str, rows: &[(&str, &str)]) -> Scenario {
+        let n = rows[0].1.len();
+        let commits = (1..=n)
+            .map(|i| CommitColumn {
+                id: i as i64,
+                sha: sha(i),
+                subject: None,
+                author: None,
+                committed_at: None,
+            })
+            .collect();
+        let mut kernels = Vec::new();
+        let mut cells = Vec::new();
+        for (ki, (uname, results)) in rows.iter().enumerate() {
+            let id = 100 + ki as i64;
+            kernels.push(KernelRow {
+                id,
+                kernel: Kernel::parse(uname, None, Some(stream)).unwrap(),
+            });
+            for (ci, r) in results.chars().enumerate() {
+                let state = match r {
+                    'P' => CellState::Pass,
+                    'F' => CellState::Fail,
+                    '~' => CellState::Flaky,
+                    'E' => CellState::Error,
+                    'S' => CellState::Skip,
+                    _ => continue,
+                };
+                let t = (ci as i64 + 1) * 1000 + ki as i64;
+                cells.push(CellFacts {
+                    kernel_id: id,
+                    commit_id: ci as i64 + 1,
+                    state,
+                    signature: (state == CellState::Fail)
+                        .then(|| "compat.h: error: boom".to_string()),
+                    first_fail_at: matches!(state, CellState::Fail | CellState::Flaky).then_some(t),
+                    first_pass_at: matches!(state, CellState::Pass | CellState::Flaky).then_some(t),
+                });
+            }
+        }
+        Scenario {
+            kernels,
+            commits,
+            cells,
+        }
+    }
+
+    fn run(s: &Scenario) -> Vec<Breakage> {
+        find_breakages(&s.kernels, &s.commits, &s.cells)
+    }
+
+    #[test]
+    fn a_kernel_update_that_breaks_every_later_kernel_is_one_kernel_caused_breakage() {
+        let s = scenario(
+            "rhel-9",
+            &[
+                ("5.14.0-427.el9_4.x86_64", "PPPPPP"),
+                ("5.14.0-427.13.1.el9_4.x86_64", "PPPPPP"),
+                ("5.14.0-503.el9_5.x86_64", "FFFFPP"),
+                ("5.14.0-503.11.1.el9_5.x86_64", "FFFFPP"),
+                ("5.14.0-570.el9_6.x86_64", "FFFF.P"),
+            ],
+        );
+        let found = run(&s);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let b = &found[0];
+        assert_eq!(b.attribution, Attribution::Kernel);
+        assert_eq!(b.first_bad_kernel, "5.14.0-503.el9_5.x86_64");
+        assert_eq!(b.first_bad_commit, sha(1));
+        assert_eq!(b.kernels.len(), 3);
+        assert_eq!(b.failing_cells, 12);
+        assert!(!b.open);
+        assert_eq!(b.fixed_by_commit.as_deref(), Some(sha(5).as_str()));
+        assert_eq!(b.signature.as_deref(), Some("compat.h: error: boom"));
+        assert_eq!(b.commit_bisect, None);
+        let k = b.kernel_bisect.as_ref().unwrap();
+        assert_eq!(
+            (k.last_good.as_str(), k.first_bad.as_str()),
+            ("5.14.0-427.13.1.el9_4.x86_64", "5.14.0-503.el9_5.x86_64")
+        );
+        assert!(k.adjacent() && k.command.is_none());
+        assert_eq!(b.opened_at, Some(1002));
+        assert_eq!(b.fixed_at, Some(5002));
+        assert_eq!(b.time_to_fix(), Some(4000));
+    }
+
+    #[test]
+    fn untested_kernels_between_good_and_bad_are_the_next_to_test() {
+        let s = scenario(
+            "el8",
+            &[
+                ("4.18.0-477.el8_8.x86_64", "PP"),
+                ("4.18.0-477.10.1.el8_8.x86_64", ".."),
+                ("4.18.0-477.13.1.el8_8.x86_64", "E."),
+                ("4.18.0-483.el8.x86_64", "FF"),
+            ],
+        );
+        let b = &run(&s)[0];
+        assert_eq!(b.attribution, Attribution::Kernel);
+        assert!(b.open);
+        let k = b.kernel_bisect.as_ref().unwrap();
+        assert_eq!(k.last_good, "4.18.0-477.el8_8.x86_64");
+        assert_eq!(
+            k.untested,
+            [
+                "4.18.0-477.10.1.el8_8.x86_64",
+                "4.18.0-477.13.1.el8_8.x86_64"
+            ]
+        );
+        assert_eq!(k.next.as_deref(), Some("4.18.0-477.13.1.el8_8.x86_64"));
+    }
+
+    #[test]
+    fn a_commit_that_breaks_a_range_of_kernels_until_a_fix_is_one_module_caused_breakage() {
+        let s = scenario(
+            "rhel-7",
+            &[
+                ("3.10.0-1160.el7.x86_64", "PP.FFFPP"),
+                ("3.10.0-1160.6.1.el7.x86_64", "PP.F.FPP"),
+                ("3.10.0-1160.119.1.el7.x86_64", "PP.FFFPP"),
+            ],
+        );
+        let found = run(&s);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let b = &found[0];
+        assert_eq!(b.attribution, Attribution::Module);
+        assert_eq!(b.first_bad_commit, sha(4));
+        assert_eq!(b.kernels.len(), 3);
+        assert_eq!(b.commits, [sha(4), sha(5), sha(6)]);
+        assert_eq!(b.fixed_by_commit.as_deref(), Some(sha(7).as_str()));
+        let c = b.commit_bisect.as_ref().unwrap();
+        assert_eq!((c.last_good.clone(), c.first_bad.clone()), (sha(2), sha(4)));
+        assert_eq!(c.untested, [sha(3)]);
+        assert_eq!(c.next, Some(sha(3)));
+        assert_eq!(
+            c.command.as_deref(),
+            Some(format!("git bisect start {} {}", sha(4), sha(2)).as_str())
+        );
+        assert_eq!(b.kernel_bisect, None);
+    }
+
+    #[test]
+    fn adjacent_commits_name_the_first_bad_commit() {
+        let s = scenario("el7", &[("3.10.0-1160.el7.x86_64", "PPFF")]);
+        let b = &run(&s)[0];
+        let c = b.commit_bisect.as_ref().unwrap();
+        assert!(c.adjacent());
+        assert_eq!((c.last_good.clone(), c.first_bad.clone()), (sha(2), sha(3)));
+    }
+
+    #[test]
+    fn flaky_error_and_skip_cells_neither_open_nor_close_a_breakage() {
+        let quiet = scenario("el7", &[("3.10.0-1160.el7.x86_64", "P~PEPSP")]);
+        assert!(run(&quiet).is_empty());
+        let s = scenario("el7", &[("3.10.0-1160.el7.x86_64", "PF~EFSFP")]);
+        let found = run(&s);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].commits, [sha(2), sha(5), sha(7)]);
+        assert_eq!(found[0].fixed_by_commit.as_deref(), Some(sha(8).as_str()));
+    }
+
+    #[test]
+    fn a_newer_kernel_that_passes_again_fixes_it_on_the_kernel_axis() {
+        let s = scenario(
+            "el9",
+            &[
+                ("5.14.0-1.el9.x86_64", "PPP"),
+                ("5.14.0-2.el9.x86_64", "FFF"),
+                ("5.14.0-3.el9.x86_64", ".PP"),
+            ],
+        );
+        let b = &run(&s)[0];
+        assert_eq!(b.attribution, Attribution::Kernel);
+        assert!(!b.open);
+        assert_eq!(b.fixed_by_kernel.as_deref(), Some("5.14.0-3.el9.x86_64"));
+        assert_eq!(b.fixed_at, Some(2002));
+    }
+
+    #[test]
+    fn both_and_unknown_attributions() {
+        let both = scenario(
+            "el9",
+            &[
+                ("5.14.0-1.el9.x86_64", "PPP"),
+                ("5.14.0-2.el9.x86_64", "PFF"),
+            ],
+        );
+        assert_eq!(run(&both)[0].attribution, Attribution::Both);
+        let unknown = scenario("el9", &[("5.14.0-1.el9.x86_64", "FFF")]);
+        let b = &run(&unknown)[0];
+        assert_eq!(b.attribution, Attribution::Unknown);
+        assert!(b.open && b.commit_bisect.is_none() && b.kernel_bisect.is_none());
+    }
+
+    #[test]
+    fn streams_and_arches_are_separate_lanes() {
+        let mut s = scenario(
+            "el9",
+            &[
+                ("5.14.0-1.el9.x86_64", "PPP"),
+                ("5.14.0-2.el9.x86_64", "PFF"),
+            ],
+        );
+        let arm = scenario("el9", &[("5.14.0-1.el9.aarch64", "FFF")]);
+        s.kernels.extend(arm.kernels.into_iter().map(|mut k| {
+            k.id += 50;
+            k
+        }));
+        s.cells.extend(arm.cells.into_iter().map(|mut c| {
+            c.kernel_id += 50;
+            c
+        }));
+        let found = run(&s);
+        assert_eq!(found.len(), 2);
+        let arm = found
+            .iter()
+            .find(|b| b.first_bad_kernel.ends_with("aarch64"))
+            .unwrap();
+        assert_eq!(arm.attribution, Attribution::Unknown);
+    }
+}
