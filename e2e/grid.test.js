@@ -175,3 +175,38 @@ test('a posted report changes its cell, and the cell page shows its escaped log'
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test('breakages, kernel, commit and signature pages show the demo breakages', { timeout: 90_000 }, async () => {
+  const api = await (await fetch(`${base}/api/v1/projects/${PROJECT}/breakages`)).json();
+  const moduleCaused = api.breakages.find(b => b.attribution === 'module' && b.stream === 'el7');
+  const kernelCaused = api.breakages.find(b => b.attribution === 'kernel' && b.stream === 'el9');
+  assert.ok(moduleCaused && kernelCaused, JSON.stringify(api.breakages.map(b => [b.stream, b.attribution])));
+  assert.equal(moduleCaused.open, false);
+  assert.ok(moduleCaused.commit_bisect, 'the module-caused breakage has a commit-axis hint');
+
+  const { page, problems, context } = await watchedPage();
+  await page.goto(`${base}/p/${PROJECT}`);
+  await page.click('text=Breakages, bisect hints and error signatures');
+  await page.waitForSelector(`section[id="${moduleCaused.id}"]`);
+  const card = page.locator(`section[id="${moduleCaused.id}"]`);
+  assert.match(await card.textContent(), /a commit broke it/);
+  assert.match(await card.textContent(), new RegExp(`fixed by commit ${moduleCaused.fixed_by_commit.slice(0, 7)}`));
+
+  // The signature groups the module's #error across kernels.
+  await card.locator('.signature a').click();
+  await page.waitForSelector('h1:text("Error signature")');
+  assert.match(await page.textContent('main'), /appears on \d+ kernels since/);
+  assert.ok((await page.$$('table.history tbody tr')).length >= 3);
+
+  await page.goto(`${base}/p/${PROJECT}/breakages?attribution=kernel`);
+  const kcard = page.locator(`section[id="${kernelCaused.id}"]`);
+  assert.match(await kcard.textContent(), /a kernel update broke it/);
+  await kcard.locator('a', { hasText: kernelCaused.first_bad_kernel }).first().click();
+  await page.waitForSelector('h2:text("Results along the commits (newest first)")');
+  assert.match(await page.textContent('h1'), new RegExp(kernelCaused.first_bad_kernel.replaceAll('.', '\\.')));
+
+  await page.goto(`${base}/p/${PROJECT}/commit/${moduleCaused.first_bad_commit}`);
+  assert.match(await page.textContent('main'), /Breakages that start here \(1\)/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -19,6 +19,31 @@ pub fn project(project: &str) -> String {
     format!("/p/{}", segment(project))
 }
 
+pub fn breakages(project: &str) -> String {
+    format!("/p/{}/breakages", segment(project))
+}
+
+pub fn kernel(project: &str, kernel: &Kernel) -> String {
+    format!(
+        "/p/{}/kernel/{}/{}",
+        segment(project),
+        segment(&kernel.stream),
+        segment(&kernel.uname())
+    )
+}
+
+pub fn commit(project: &str, sha: &str) -> String {
+    format!("/p/{}/commit/{sha}", segment(project))
+}
+
+pub fn signature(project: &str, signature: &str) -> String {
+    format!(
+        "/p/{}/signature/{}",
+        segment(project),
+        trellis_domain::signature::signature_id(signature)
+    )
+}
+
 /// `/p/{project}/cell/{stream}/{uname -r}/{sha}`: readable, and stable across databases.
 pub fn cell(project: &str, kernel: &Kernel, sha: &str) -> String {
     format!("{}{sha}", cell_prefix(project, kernel))

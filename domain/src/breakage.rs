@@ -116,16 +116,11 @@ pub struct Breakage {
     pub fixed_by_kernel: Option<String>,
     pub opened_at: Option<i64>,
     pub fixed_at: Option<i64>,
+    /// Milliseconds from the first failing report to the first fixing one.
+    pub time_to_fix_ms: Option<i64>,
     pub signature: Option<String>,
     pub commit_bisect: Option<BisectHint>,
     pub kernel_bisect: Option<BisectHint>,
-}
-
-impl Breakage {
-    /// Milliseconds from the first failing report to the first fixing one.
-    pub fn time_to_fix(&self) -> Option<i64> {
-        Some(self.fixed_at? - self.opened_at?)
-    }
 }
 
 /// A maximal stretch of failing commits on one kernel.
@@ -422,6 +417,7 @@ fn describe(
         })
     };
 
+    let opened_at = member_facts.iter().filter_map(|f| f.first_fail_at).min();
     let mut signatures: HashMap<&str, usize> = HashMap::new();
     for f in &member_facts {
         if let Some(s) = &f.signature {
@@ -490,8 +486,9 @@ fn describe(
         open: fixed_by_commit.is_none() && fixed_by_kernel.is_none(),
         fixed_by_commit: fixed_by_commit.map(|p| commits[p].sha.clone()),
         fixed_by_kernel: fixed_by_kernel.map(|k| uname(origin.lane, k)),
-        opened_at: member_facts.iter().filter_map(|f| f.first_fail_at).min(),
+        opened_at,
         fixed_at,
+        time_to_fix_ms: fixed_at.zip(opened_at).map(|(f, o)| f - o),
         signature,
         commit_bisect,
         kernel_bisect,
@@ -598,7 +595,7 @@ mod tests {
         assert!(k.adjacent() && k.command.is_none());
         assert_eq!(b.opened_at, Some(1002));
         assert_eq!(b.fixed_at, Some(5002));
-        assert_eq!(b.time_to_fix(), Some(4000));
+        assert_eq!(b.time_to_fix_ms, Some(4000));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::kernel::{stream_cmp, stream_label, Kernel};
 use crate::status::{CellState, CellSummary};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A kernel the project has seen, with its storage id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +106,8 @@ impl GridFilter {
 pub struct GridCell {
     pub state: CellState,
     pub summary: CellSummary,
+    /// The first failing cell of a breakage.
+    pub breakage_start: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +155,9 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// Assembles the grid. `columns` must already be in git order, newest first.
+    /// Assembles the grid. `columns` must already be in git order, newest first; `starts` are
+    /// the (kernel id, commit id) cells where breakages begin.
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         project: &str,
         kernels: Vec<KernelRow>,
@@ -162,6 +166,7 @@ impl Grid {
         filter: GridFilter,
         page: u32,
         has_older: bool,
+        starts: &HashSet<(i64, i64)>,
     ) -> Grid {
         let col_index: HashMap<i64, usize> =
             columns.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
@@ -176,6 +181,7 @@ impl Grid {
             row[ci] = Some(GridCell {
                 state: entry.summary.state(),
                 summary: entry.summary,
+                breakage_start: starts.contains(&(entry.kernel_id, entry.commit_id)),
             });
         }
 
@@ -265,6 +271,7 @@ mod tests {
                 latest_status: *statuses.last().unwrap(),
                 latest_report_id: 1,
                 latest_finished_at: 0,
+                signature: None,
             },
         }
     }
@@ -284,6 +291,7 @@ mod tests {
             cell(4, 11, &[Status::Pass, Status::Fail]),
             cell(1, 99, &[Status::Fail]), // a commit not on this page
         ];
+        let starts = HashSet::from([(3, 10)]);
         Grid::build(
             "wg",
             kernels,
@@ -292,6 +300,7 @@ mod tests {
             filter,
             0,
             false,
+            &starts,
         )
     }
 
@@ -336,6 +345,8 @@ mod tests {
         let grid = sample(GridFilter::default());
         let rhel8 = &grid.groups[0].rows;
         assert_eq!(rhel8[0].cells[0].as_ref().unwrap().state, CellState::Fail);
+        assert!(rhel8[0].cells[0].as_ref().unwrap().breakage_start);
+        assert!(!rhel8[0].cells[1].as_ref().unwrap().breakage_start);
         assert_eq!(rhel8[0].cells[1].as_ref().unwrap().state, CellState::Pass);
         assert!(rhel8[0].has_failure);
         assert!(!rhel8[1].has_failure && rhel8[1].cells[1].is_none());

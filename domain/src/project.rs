@@ -1,6 +1,8 @@
 //! Read models of stored things, shared by the API (as JSON) and the pages.
 
+use crate::breakage::Breakage;
 use crate::grid::{CommitColumn, KernelRow};
+use crate::kernel::Kernel;
 use crate::report::Stage;
 use crate::status::{CellSummary, Status, StatusCounts};
 use serde::{Deserialize, Serialize};
@@ -85,6 +87,90 @@ pub struct CellDetail {
     pub commit: CommitColumn,
     pub summary: Option<CellSummary>,
     pub reports: Vec<ReportDetail>,
+}
+
+/// A breakage with the error excerpt of its first failing cell, for display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakageDetail {
+    #[serde(flatten)]
+    pub breakage: Breakage,
+    pub error_line: Option<String>,
+    pub excerpt: Option<String>,
+}
+
+/// One kernel's row along the commits, newest first, and its breakages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelHistory {
+    pub project: Project,
+    pub kernel: KernelRow,
+    pub cells: Vec<(CommitColumn, CellSummary)>,
+    pub breakages: Vec<BreakageDetail>,
+}
+
+/// Kernels whose state changed between a commit's parent and the commit, in one stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamChange {
+    pub stream: String,
+    pub label: String,
+    /// Passed on the parent, fail on this commit.
+    pub broke: Vec<String>,
+    /// Failed on the parent, pass on this commit.
+    pub fixed: Vec<String>,
+    pub tested: usize,
+}
+
+/// What a commit broke and fixed compared with its (first) parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitChanges {
+    pub project: Project,
+    pub commit: CommitColumn,
+    pub parent: Option<CommitColumn>,
+    pub streams: Vec<StreamChange>,
+    /// Breakages whose first bad commit is this one, and those it fixed.
+    pub opened: Vec<Breakage>,
+    pub closed: Vec<Breakage>,
+}
+
+/// A cell whose latest failure shows a signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureCell {
+    pub kernel: Kernel,
+    pub sha: String,
+    pub last_seen: i64,
+}
+
+/// Every cell that shows one error signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureCells {
+    pub project: Project,
+    pub id: String,
+    pub signature: String,
+    pub excerpt: Option<String>,
+    pub kernels: usize,
+    /// The oldest kernel (in RPM order, per stream) it appears on.
+    pub since: Vec<String>,
+    pub first_seen: i64,
+    pub cells: Vec<SignatureCell>,
+}
+
+impl SignatureCells {
+    /// "this error appears on 14 kernels since 4.18.0-483.el8.x86_64"
+    pub fn one_line(&self) -> String {
+        let noun = if self.kernels == 1 {
+            "kernel"
+        } else {
+            "kernels"
+        };
+        if self.since.is_empty() {
+            format!("appears on {} {noun}", self.kernels)
+        } else {
+            format!(
+                "appears on {} {noun} since {}",
+                self.kernels,
+                self.since.join(", ")
+            )
+        }
+    }
 }
 
 #[cfg(test)]

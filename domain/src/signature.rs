@@ -42,6 +42,14 @@ fn rank(line: &str) -> Option<u8> {
     None
 }
 
+/// A short stable id for a signature (FNV-1a, 64 bits, hex), used in URLs.
+pub fn signature_id(signature: &str) -> String {
+    let hash = signature.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
 /// Finds the first meaningful error of a log, or `None` when nothing looks like one.
 pub fn extract(log: &str) -> Option<ErrorSignature> {
     let lines: Vec<&str> = log.lines().collect();
@@ -187,6 +195,12 @@ mod tests {
             "queueing.h: error: 'struct sk_buff' has no member named 'headers_end'; did you mean 'headers'?"
         );
         assert_ne!(a.signature, extract(MASTER).unwrap().signature);
+    }
+
+    #[test]
+    fn signature_ids_are_stable_and_distinct() {
+        assert_eq!(signature_id("a"), "af63dc4c8601ec8c");
+        assert_ne!(signature_id("a"), signature_id("b"));
     }
 
     #[test]

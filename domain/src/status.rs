@@ -121,6 +121,8 @@ pub struct CellSummary {
     pub latest_report_id: i64,
     /// Epoch milliseconds of the latest report's `finished_at`.
     pub latest_finished_at: i64,
+    /// Error signature of the latest failing report.
+    pub signature: Option<String>,
 }
 
 impl CellSummary {
@@ -149,6 +151,7 @@ mod tests {
             latest_status: *statuses.last().unwrap(),
             latest_report_id: 1,
             latest_finished_at: 0,
+            signature: None,
         }
     }
 

@@ -68,9 +68,15 @@ CREATE TABLE reports (
     started_at BIGINT NOT NULL,
     finished_at BIGINT NOT NULL,
     received_at BIGINT NOT NULL,
+    -- For failing reports: the first meaningful error of the log, normalised, and its context.
+    signature TEXT,
+    signature_hash TEXT,
+    error_line TEXT,
+    excerpt TEXT,
     UNIQUE (runner_id, run_id)
 );
 CREATE INDEX reports_by_cell ON reports (kernel_id, commit_id);
+CREATE INDEX reports_by_signature ON reports (project_id, signature_hash);
 
 -- Logs are stored deflate-compressed, clipped to head + tail over the configured limit.
 CREATE TABLE logs (
@@ -92,7 +98,11 @@ CREATE TABLE cells (
     latest_status TEXT NOT NULL,
     latest_report_id BIGINT NOT NULL,
     latest_finished_at BIGINT NOT NULL,
+    latest_signature TEXT,
+    first_fail_at BIGINT,
+    first_pass_at BIGINT,
     -- Clustered by commit: the grid reads the cells of one page of commits.
     PRIMARY KEY (commit_id, kernel_id)
 );
 CREATE INDEX cells_by_kernel ON cells (kernel_id);
+CREATE INDEX cells_by_project ON cells (project_id);

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::storage::{Ingested, LogBlob, Runner, Storage};
 use serde_json::Value;
-use trellis_domain::{log, CommitInfo, Report};
+use trellis_domain::{log, signature, CommitInfo, Report, Status};
 
 /// What a stored (or already stored) report answers.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -23,7 +23,10 @@ pub async fn submit_report(
     max_log_bytes: usize,
 ) -> Result<Receipt, ApiError> {
     let report = Report::from_json(body).map_err(ApiError::InvalidFields)?;
-    let blob = LogBlob::compress(&log::clip(&report.log, max_log_bytes));
+    let error = (report.status == Status::Fail)
+        .then(|| signature::extract(&report.log))
+        .flatten();
+    let blob = LogBlob::compress(&log::clip(&report.log, max_log_bytes), error);
     let page = trellis_app::paths::cell(&report.project, &report.kernel, &report.commit.sha);
     match storage.ingest_report(runner.id, report, blob).await? {
         Ingested::Created(id) => Ok(Receipt {

@@ -35,16 +35,28 @@ fn cell_view(
     column: &CommitColumn,
     cell: &Option<GridCell>,
 ) -> impl IntoView {
-    let class = cell.as_ref().map(|c| state_class(c.state));
+    let class = cell.as_ref().map(|c| {
+        if c.breakage_start {
+            format!("{} start", state_class(c.state))
+        } else {
+            state_class(c.state).to_string()
+        }
+    });
     let link = cell.as_ref().map(|cell| {
         let state = cell.state;
-        let title = format!(
+        let mut title = format!(
             "{uname} @ {}: {} ({}), latest {}",
             column.short_sha(),
             state.as_str(),
             cell.summary.counts.describe(),
             format_ms(cell.summary.latest_finished_at)
         );
+        if cell.breakage_start {
+            title.push_str("\nbreakage starts here");
+        }
+        if let Some(s) = &cell.summary.signature {
+            title.push_str(&format!("\n{}", s.chars().take(160).collect::<String>()));
+        }
         view! { <a href=format!("{cell_prefix}{}", column.sha) title=title>{state.symbol()}</a> }
     });
     view! { <td class=class>{link}</td> }
@@ -65,7 +77,7 @@ fn row_view(project: &str, columns: &[CommitColumn], row: GridRow) -> impl IntoV
             data-failing=row.has_failure.then_some("")
             hidden=!row.visible
         >
-            <th scope="row">{row.uname.clone()}</th>
+            <th scope="row"><a href=paths::kernel(project, &row.kernel)>{row.uname.clone()}</a></th>
             {cells}
         </tr>
     }
@@ -121,7 +133,7 @@ pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
             .then(|| page_link(&grid, grid.page + 1, "older commits →"));
         let head = columns
             .iter()
-            .map(|c| view! { <th class="commit" scope="col" title=column_title(c)><span>{c.short_sha().to_string()}</span></th> })
+            .map(|c| view! { <th class="commit" scope="col" title=column_title(c)><a href=paths::commit(&grid.project, &c.sha)>{c.short_sha().to_string()}</a></th> })
             .collect_view();
         let name = grid.project.clone();
         let empty = grid.groups.is_empty();
@@ -161,6 +173,7 @@ pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
                     <FilterBar streams=grid.streams.clone() arches=grid.arches.clone() filter=grid.filter.clone() />
                     <noscript><button type="submit">"Apply"</button></noscript>
                 </form>
+                <p><a href=paths::breakages(&project.name)>"Breakages, bisect hints and error signatures →"</a></p>
                 <nav class="pager">{newer}<span class="range">{range}</span>{older}</nav>
                 <p class="legend">
                     <span class="s-pass">"✓ pass"</span>

@@ -1,12 +1,16 @@
 //! Server-rendered pages. Each `render_*` function takes a read model and returns a whole HTML
 //! document; handlers load the data and call these, so rendering never touches storage.
 
+mod breakages;
 mod cell;
 mod grid;
+mod history;
 mod home;
 
+pub use breakages::render_breakages;
 pub use cell::render_cell;
 pub use grid::render_grid;
+pub use history::{render_commit, render_kernel, render_signature};
 pub use home::render_home;
 
 use hydration_context::SsrSharedContext;

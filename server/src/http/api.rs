@@ -10,8 +10,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
+use trellis_domain::breakage::{Attribution, Breakage};
 use trellis_domain::grid::GridFilter;
-use trellis_domain::project::{CellDetail, Project};
+use trellis_domain::grid::{CommitColumn, KernelRow};
+use trellis_domain::project::{CellDetail, CommitChanges, KernelHistory, Project, SignatureCells};
 use trellis_domain::Kernel;
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Runner, ApiError> {
@@ -126,6 +128,39 @@ pub async fn grid(
     Ok(Json(json!({ "project": project, "grid": grid })))
 }
 
+async fn find_kernel(
+    state: &AppState,
+    project: &Project,
+    stream: &str,
+    kernel: &str,
+) -> Result<KernelRow, ApiError> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "{} has no kernel {kernel:?} in stream {stream:?}",
+            project.name
+        ))
+    };
+    let parsed = Kernel::parse(kernel, None, Some(stream)).map_err(|_| not_found())?;
+    state
+        .storage
+        .kernel(project, &parsed)
+        .await?
+        .ok_or_else(not_found)
+}
+
+async fn find_commit(
+    state: &AppState,
+    project: &Project,
+    sha: &str,
+) -> Result<CommitColumn, ApiError> {
+    let sha = trellis_domain::report::parse_sha(sha).map_err(ApiError::BadRequest)?;
+    state
+        .storage
+        .commit(project, &sha)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{} has no commit {sha}", project.name)))
+}
+
 /// Loads one cell: project, kernel (by stream and `uname -r`) and commit.
 pub(super) async fn load_cell(
     state: &AppState,
@@ -135,25 +170,9 @@ pub(super) async fn load_cell(
     sha: &str,
 ) -> Result<CellDetail, ApiError> {
     let project = find_project(state, project).await?;
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "{project} has no kernel {kernel:?} in stream {stream:?}",
-            project = project.name
-        ))
-    };
-    let parsed = Kernel::parse(kernel, None, Some(stream)).map_err(|_| not_found())?;
-    let kernel_row = state
-        .storage
-        .kernel(&project, &parsed)
-        .await?
-        .ok_or_else(not_found)?;
-    let sha = trellis_domain::report::parse_sha(sha).map_err(ApiError::BadRequest)?;
-    let commit = state
-        .storage
-        .commit(&project, &sha)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{} has no commit {sha}", project.name)))?;
-    Ok(state.storage.cell(project, kernel_row, commit).await?)
+    let kernel = find_kernel(state, &project, stream, kernel).await?;
+    let commit = find_commit(state, &project, sha).await?;
+    Ok(state.storage.cell(project, kernel, commit).await?)
 }
 
 pub async fn cell(
@@ -163,6 +182,124 @@ pub async fn cell(
     Ok(Json(
         load_cell(&state, &project, &stream, &kernel, &sha).await?,
     ))
+}
+
+/// Which breakages to list: `?stream=el8&attribution=kernel&state=open`.
+pub(super) struct BreakageQuery {
+    pub stream: Option<String>,
+    pub attribution: Option<Attribution>,
+    pub open: Option<bool>,
+}
+
+impl BreakageQuery {
+    pub(super) fn parse(pairs: &[(String, String)]) -> Result<BreakageQuery, ApiError> {
+        let mut q = BreakageQuery {
+            stream: None,
+            attribution: None,
+            open: None,
+        };
+        for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+            match k.as_str() {
+                "stream" => q.stream = Some(v.clone()),
+                "attribution" => {
+                    q.attribution = Some(Attribution::parse(v).ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "attribution={v:?}: use module, kernel, both or unknown"
+                        ))
+                    })?)
+                }
+                "state" => {
+                    q.open = Some(match v.as_str() {
+                        "open" => true,
+                        "fixed" => false,
+                        _ => {
+                            return Err(ApiError::BadRequest(format!(
+                                "state={v:?}: use open or fixed"
+                            )))
+                        }
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    pub(super) fn keeps(&self, b: &Breakage) -> bool {
+        self.stream.as_ref().is_none_or(|s| *s == b.stream)
+            && self.attribution.is_none_or(|a| a == b.attribution)
+            && self.open.is_none_or(|o| o == b.open)
+    }
+}
+
+pub async fn breakages(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let project = find_project(&state, &project).await?;
+    let query = BreakageQuery::parse(&pairs)?;
+    let breakages = state
+        .storage
+        .breakage_details(&project, |b| query.keeps(b))
+        .await?;
+    Ok(Json(json!({ "project": project, "breakages": breakages })))
+}
+
+pub(super) async fn load_kernel(
+    state: &AppState,
+    project: &str,
+    stream: &str,
+    kernel: &str,
+) -> Result<KernelHistory, ApiError> {
+    let project = find_project(state, project).await?;
+    let row = find_kernel(state, &project, stream, kernel).await?;
+    Ok(state.storage.kernel_history(project, row).await?)
+}
+
+pub async fn kernel(
+    State(state): State<AppState>,
+    Path((project, stream, kernel)): Path<(String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(load_kernel(&state, &project, &stream, &kernel).await?))
+}
+
+pub(super) async fn load_commit(
+    state: &AppState,
+    project: &str,
+    sha: &str,
+) -> Result<CommitChanges, ApiError> {
+    let project = find_project(state, project).await?;
+    let commit = find_commit(state, &project, sha).await?;
+    Ok(state.storage.commit_changes(project, commit).await?)
+}
+
+pub async fn commit(
+    State(state): State<AppState>,
+    Path((project, sha)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(load_commit(&state, &project, &sha).await?))
+}
+
+pub(super) async fn load_signature(
+    state: &AppState,
+    project: &str,
+    id: &str,
+) -> Result<SignatureCells, ApiError> {
+    let project = find_project(state, project).await?;
+    let name = project.name.clone();
+    state
+        .storage
+        .signature_cells(project, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{name} has no failure with signature {id:?}")))
+}
+
+pub async fn signature(
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(load_signature(&state, &project, &id).await?))
 }
 
 pub async fn openapi() -> impl IntoResponse {

@@ -29,6 +29,13 @@ pub fn router(state: AppState) -> Router {
             "/projects/{project}/cells/{stream}/{kernel}/{sha}",
             get(api::cell),
         )
+        .route("/projects/{project}/breakages", get(api::breakages))
+        .route(
+            "/projects/{project}/kernels/{stream}/{kernel}",
+            get(api::kernel),
+        )
+        .route("/projects/{project}/commits/{sha}", get(api::commit))
+        .route("/projects/{project}/signatures/{id}", get(api::signature))
         .route("/openapi.json", get(api::openapi))
         .route("/health", get(api::health))
         .fallback(api::not_found);
@@ -39,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/", get(pages::home))
         .route("/p/{project}", get(pages::grid))
+        .route("/p/{project}/breakages", get(pages::breakages))
+        .route("/p/{project}/kernel/{stream}/{kernel}", get(pages::kernel))
+        .route("/p/{project}/commit/{sha}", get(pages::commit))
+        .route("/p/{project}/signature/{id}", get(pages::signature))
         .route(
             "/p/{project}/cell/{stream}/{kernel}/{sha}",
             get(pages::cell),

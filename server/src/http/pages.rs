@@ -1,6 +1,8 @@
 //! Page handlers: load the read model, hand it to the app's renderer.
 
-use super::api::{find_project, grid_query, load_cell};
+use super::api::{
+    find_project, grid_query, load_cell, load_commit, load_kernel, load_signature, BreakageQuery,
+};
 use super::AppState;
 use crate::error::{ApiError, PageError};
 use axum::extract::{Path, Query, State};
@@ -31,6 +33,54 @@ pub async fn cell(
 ) -> Result<Html<String>, PageError> {
     let detail = load_cell(&state, &project, &stream, &kernel, &sha).await?;
     Ok(Html(trellis_app::pages::render_cell(detail)))
+}
+
+pub async fn breakages(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Html<String>, PageError> {
+    let project = find_project(&state, &project).await?;
+    let query = BreakageQuery::parse(&pairs)?;
+    let breakages = state
+        .storage
+        .breakage_details(&project, |b| query.keeps(b))
+        .await?;
+    let filter = (
+        query.stream,
+        query.attribution.map(|a| a.as_str().to_string()),
+        query.open,
+    );
+    Ok(Html(trellis_app::pages::render_breakages(
+        project, breakages, filter,
+    )))
+}
+
+pub async fn kernel(
+    State(state): State<AppState>,
+    Path((project, stream, kernel)): Path<(String, String, String)>,
+) -> Result<Html<String>, PageError> {
+    Ok(Html(trellis_app::pages::render_kernel(
+        load_kernel(&state, &project, &stream, &kernel).await?,
+    )))
+}
+
+pub async fn commit(
+    State(state): State<AppState>,
+    Path((project, sha)): Path<(String, String)>,
+) -> Result<Html<String>, PageError> {
+    Ok(Html(trellis_app::pages::render_commit(
+        load_commit(&state, &project, &sha).await?,
+    )))
+}
+
+pub async fn signature(
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<Html<String>, PageError> {
+    Ok(Html(trellis_app::pages::render_signature(
+        load_signature(&state, &project, &id).await?,
+    )))
 }
 
 pub async fn not_found() -> impl IntoResponse {

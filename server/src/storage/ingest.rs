@@ -9,6 +9,7 @@ use sqlx::{Acquire, Any, AnyPool, Row, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
 use tokio::sync::{mpsc, oneshot, Mutex};
+use trellis_domain::signature::{signature_id, ErrorSignature};
 use trellis_domain::{Kernel, Report, Status};
 
 /// A log ready to store: already clipped and compressed (done before queueing, off the writer).
@@ -16,6 +17,8 @@ pub struct LogBlob {
     pub compressed: Vec<u8>,
     pub original_bytes: i64,
     pub cut_bytes: i64,
+    /// The first meaningful error of a failing log (found in the whole log, before clipping).
+    pub error: Option<ErrorSignature>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,12 +274,13 @@ impl Writer {
         };
 
         let finished_at = report.finished_at.timestamp_millis();
+        let error = job.log.error.as_ref();
         let stages = serde_json::to_string(&report.stages).expect("stages serialise");
         let metadata = serde_json::to_string(&report.metadata).expect("metadata serialises");
         let report_id: i64 = sqlx::query(
             "INSERT INTO reports (project_id, kernel_id, commit_id, runner_id, run_id, status, stages, metadata,
-                                  started_at, finished_at, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                                  started_at, finished_at, received_at, signature, signature_hash, error_line, excerpt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         )
         .bind(project_id)
         .bind(kernel_id)
@@ -289,6 +293,10 @@ impl Writer {
         .bind(report.started_at.timestamp_millis())
         .bind(finished_at)
         .bind(now_ms())
+        .bind(error.map(|e| e.signature.clone()))
+        .bind(error.map(|e| signature_id(&e.signature)))
+        .bind(error.map(|e| e.line.clone()))
+        .bind(error.map(|e| e.excerpt.clone()))
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
@@ -305,8 +313,9 @@ impl Writer {
         // The latest report (by finished_at) decides the cell's status.
         sqlx::query(
             "INSERT INTO cells (project_id, kernel_id, commit_id, n_pass, n_fail, n_error, n_skip,
-                                latest_status, latest_report_id, latest_finished_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                latest_status, latest_report_id, latest_finished_at, latest_signature,
+                                first_fail_at, first_pass_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (commit_id, kernel_id) DO UPDATE SET
                 n_pass = cells.n_pass + excluded.n_pass,
                 n_fail = cells.n_fail + excluded.n_fail,
@@ -316,8 +325,15 @@ impl Writer {
                                      THEN excluded.latest_status ELSE cells.latest_status END,
                 latest_report_id = CASE WHEN excluded.latest_finished_at >= cells.latest_finished_at
                                      THEN excluded.latest_report_id ELSE cells.latest_report_id END,
+                latest_signature = CASE WHEN excluded.latest_signature IS NOT NULL
+                                          AND excluded.latest_finished_at >= cells.latest_finished_at
+                                     THEN excluded.latest_signature ELSE cells.latest_signature END,
                 latest_finished_at = CASE WHEN excluded.latest_finished_at >= cells.latest_finished_at
-                                     THEN excluded.latest_finished_at ELSE cells.latest_finished_at END",
+                                     THEN excluded.latest_finished_at ELSE cells.latest_finished_at END,
+                first_fail_at = CASE WHEN cells.first_fail_at IS NULL OR excluded.first_fail_at < cells.first_fail_at
+                                     THEN COALESCE(excluded.first_fail_at, cells.first_fail_at) ELSE cells.first_fail_at END,
+                first_pass_at = CASE WHEN cells.first_pass_at IS NULL OR excluded.first_pass_at < cells.first_pass_at
+                                     THEN COALESCE(excluded.first_pass_at, cells.first_pass_at) ELSE cells.first_pass_at END",
         )
         .bind(project_id)
         .bind(kernel_id)
@@ -329,6 +345,9 @@ impl Writer {
         .bind(report.status.as_str())
         .bind(report_id)
         .bind(finished_at)
+        .bind(error.map(|e| e.signature.clone()))
+        .bind((report.status == Status::Fail).then_some(finished_at))
+        .bind((report.status == Status::Pass).then_some(finished_at))
         .execute(&mut **tx)
         .await?;
         Ok((report_id, project_id))

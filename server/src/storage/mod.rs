@@ -1,6 +1,8 @@
 //! The storage layer: the only place that speaks SQL. SQLite (default) and PostgreSQL share every
 //! query through sqlx's `Any` driver; only the migrations differ per backend.
 
+mod breakages;
+mod cache;
 mod commits;
 mod ingest;
 mod read;
@@ -48,7 +50,10 @@ pub struct Storage {
     /// PostgreSQL writers run concurrently.
     write_turn: Option<Arc<Mutex<()>>>,
     queue: ingest::IngestQueue,
-    grid_cache: Arc<read::GridCache>,
+    grid_cache: Arc<cache::RevisionCache<(i64, u32, u32), read::GridData>>,
+    breakage_cache: Arc<cache::RevisionCache<i64, Vec<trellis_domain::breakage::Breakage>>>,
+    /// Projects whose breakages are being recomputed in the background.
+    refreshing: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -97,6 +102,8 @@ impl Storage {
             backend,
             write_turn,
             grid_cache: Arc::default(),
+            breakage_cache: Arc::default(),
+            refreshing: Arc::default(),
         })
     }
 

@@ -4,17 +4,18 @@ use super::{ingest::LogBlob, placeholders, Result, Storage, StorageError};
 use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use trellis_domain::grid::{CellEntry, CommitColumn, Grid, GridFilter, KernelRow};
 use trellis_domain::log::ClippedLog;
 use trellis_domain::project::{CellDetail, CommitHealth, Project, ProjectSummary, ReportDetail};
+use trellis_domain::signature::ErrorSignature;
 use trellis_domain::{CellSummary, Kernel, Status, StatusCounts};
 
 impl LogBlob {
     /// Compresses a clipped log for storage.
-    pub fn compress(log: &ClippedLog) -> LogBlob {
+    pub fn compress(log: &ClippedLog, error: Option<ErrorSignature>) -> LogBlob {
         let mut enc =
             DeflateEncoder::new(Vec::with_capacity(log.text.len() / 4), Compression::fast());
         enc.write_all(log.text.as_bytes())
@@ -23,6 +24,7 @@ impl LogBlob {
             compressed: enc.finish().expect("writing to memory cannot fail"),
             original_bytes: log.original_bytes as i64,
             cut_bytes: log.cut_bytes as i64,
+            error,
         }
     }
 }
@@ -48,7 +50,7 @@ fn project_from(row: &AnyRow) -> Result<Project> {
     })
 }
 
-fn column_from(row: &AnyRow) -> Result<CommitColumn> {
+pub(super) fn column_from(row: &AnyRow) -> Result<CommitColumn> {
     Ok(CommitColumn {
         id: row.try_get("id")?,
         sha: row.try_get("sha")?,
@@ -58,7 +60,7 @@ fn column_from(row: &AnyRow) -> Result<CommitColumn> {
     })
 }
 
-fn kernel_from(row: &AnyRow) -> Result<KernelRow> {
+pub(super) fn kernel_from(row: &AnyRow) -> Result<KernelRow> {
     Ok(KernelRow {
         id: row.try_get("id")?,
         kernel: Kernel {
@@ -71,7 +73,7 @@ fn kernel_from(row: &AnyRow) -> Result<KernelRow> {
     })
 }
 
-fn cell_from(row: &AnyRow) -> Result<CellEntry> {
+pub(super) fn cell_from(row: &AnyRow) -> Result<CellEntry> {
     Ok(CellEntry {
         kernel_id: row.try_get("kernel_id")?,
         commit_id: row.try_get("commit_id")?,
@@ -85,6 +87,7 @@ fn cell_from(row: &AnyRow) -> Result<CellEntry> {
             latest_status: status(&row.try_get::<String, _>("latest_status")?)?,
             latest_report_id: row.try_get("latest_report_id")?,
             latest_finished_at: row.try_get("latest_finished_at")?,
+            signature: row.try_get("latest_signature")?,
         },
     })
 }
@@ -97,36 +100,8 @@ pub(super) struct GridData {
     has_older: bool,
 }
 
-type GridKey = (i64, u32, u32);
-
-/// Grid pages by (project, page, page size), each valid for one project revision.
-#[derive(Default)]
-pub(super) struct GridCache {
-    entries: Mutex<HashMap<GridKey, (i64, Arc<GridData>)>>,
-}
-
-impl GridCache {
-    const MAX_ENTRIES: usize = 256;
-
-    fn get(&self, key: GridKey, revision: i64) -> Option<Arc<GridData>> {
-        let entries = self.entries.lock().expect("grid cache lock");
-        entries
-            .get(&key)
-            .filter(|(r, _)| *r == revision)
-            .map(|(_, d)| d.clone())
-    }
-
-    fn put(&self, key: GridKey, revision: i64, data: Arc<GridData>) {
-        let mut entries = self.entries.lock().expect("grid cache lock");
-        if entries.len() >= Self::MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(key, (revision, data));
-    }
-}
-
-const CELL_COLUMNS: &str =
-    "kernel_id, commit_id, n_pass, n_fail, n_error, n_skip, latest_status, latest_report_id, latest_finished_at";
+pub(super) const CELL_COLUMNS: &str =
+    "kernel_id, commit_id, n_pass, n_fail, n_error, n_skip, latest_status, latest_report_id, latest_finished_at, latest_signature";
 const COMMIT_ORDER: &str = "ORDER BY generation DESC, committed_at DESC, id DESC";
 
 impl Storage {
@@ -233,19 +208,22 @@ impl Storage {
         page: u32,
         per_page: u32,
     ) -> Result<Grid> {
-        let revision: i64 = sqlx::query("SELECT revision FROM projects WHERE id = $1")
-            .bind(project.id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        let revision = self.revision(project.id).await?;
         let key = (project.id, page, per_page);
-        let data = match self.grid_cache.get(key, revision) {
+        let data = match self.grid_cache.get(&key, revision) {
             Some(data) => data,
             None => {
                 let data = Arc::new(self.load_grid(project, page, per_page).await?);
                 self.grid_cache.put(key, revision, data.clone());
                 data
             }
+        };
+        let starts = match self.recent_breakages(project).await? {
+            Some(breakages) => breakages
+                .iter()
+                .map(|b| (b.start_kernel_id, b.start_commit_id))
+                .collect(),
+            None => HashSet::new(),
         };
         Ok(Grid::build(
             &project.name,
@@ -255,6 +233,7 @@ impl Storage {
             filter,
             page,
             data.has_older,
+            &starts,
         ))
     }
 

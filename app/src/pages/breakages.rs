@@ -1,0 +1,193 @@
+//! The breakages page, and the breakage card the kernel and commit pages reuse.
+
+use super::{document, Shell};
+use crate::paths;
+use leptos::prelude::*;
+use trellis_domain::breakage::{BisectHint, Breakage};
+use trellis_domain::project::{format_ms, BreakageDetail, Project};
+use trellis_domain::Kernel;
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+fn duration(ms: i64) -> String {
+    let h = ms / 3_600_000;
+    if h >= 48 {
+        format!("{} days", h / 24)
+    } else if h >= 1 {
+        format!("{h} h")
+    } else {
+        format!("{} min", (ms / 60_000).max(1))
+    }
+}
+
+fn kernel_link(project: &str, stream: &str, uname: &str) -> impl IntoView {
+    let href = Kernel::parse(uname, None, Some(stream))
+        .map(|k| paths::kernel(project, &k))
+        .unwrap_or_default();
+    view! { <a href=href><code>{uname.to_string()}</code></a> }
+}
+
+fn commit_link(project: &str, sha: &str) -> impl IntoView {
+    view! { <a href=paths::commit(project, sha)><code>{short(sha).to_string()}</code></a> }
+}
+
+fn bisect_view(
+    project: &str,
+    stream: &str,
+    axis: &'static str,
+    hint: &BisectHint,
+) -> impl IntoView {
+    let is_commit = hint.command.is_some();
+    let label = |s: &str| {
+        if is_commit {
+            short(s).to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let summary = if hint.adjacent() {
+        format!(
+            "first bad {axis}: {} (last good: {})",
+            label(&hint.first_bad),
+            label(&hint.last_good)
+        )
+    } else {
+        format!(
+            "last good {axis} {}, first bad {}: {} untested between them; test {} next",
+            label(&hint.last_good),
+            label(&hint.first_bad),
+            hint.untested.len(),
+            hint.next.as_deref().map(label).unwrap_or_default()
+        )
+    };
+    let next = hint.next.clone().map(|n| {
+        if is_commit {
+            commit_link(project, &n).into_any()
+        } else {
+            kernel_link(project, stream, &n).into_any()
+        }
+    });
+    let command = hint.command.clone().filter(|_| !hint.adjacent());
+    view! {
+        <div class="bisect">
+            <p>{summary}{next.map(|n| view! { " → " {n} })}</p>
+            {command.map(|c| view! { <pre class="command"><code>{c}</code></pre> })}
+        </div>
+    }
+}
+
+/// What a breakage is, where it starts and ends, and what to test next.
+pub(super) fn breakage_card(project: &str, d: BreakageDetail) -> impl IntoView {
+    let b: Breakage = d.breakage;
+    let state = if b.open { "open" } else { "fixed" };
+    let fixed = match (&b.fixed_by_commit, &b.fixed_by_kernel) {
+        (Some(c), _) => {
+            Some(view! { <span>"fixed by commit " {commit_link(project, c)}</span> }.into_any())
+        }
+        (None, Some(k)) => Some(
+            view! { <span>"fixed in kernel " {kernel_link(project, &b.stream, k)}</span> }
+                .into_any(),
+        ),
+        _ => None,
+    };
+    let ttf = b
+        .time_to_fix_ms
+        .map(|ms| format!(" after {}", duration(ms)));
+    let opened = b.opened_at.map(|t| format!("opened {}", format_ms(t)));
+    let signature = b.signature.clone().map(|s| {
+        view! { <p class="signature"><a href=paths::signature(project, &s)><code>{s.clone()}</code></a></p> }
+    });
+    let excerpt = d.excerpt.map(|e| {
+        view! {
+            <details><summary>"error excerpt"</summary><pre class="log">{e}</pre></details>
+        }
+    });
+    let commit_hint = b
+        .commit_bisect
+        .as_ref()
+        .map(|h| bisect_view(project, &b.stream, "commit", h));
+    let kernel_hint = b
+        .kernel_bisect
+        .as_ref()
+        .map(|h| bisect_view(project, &b.stream, "kernel", h));
+    let attribution = match b.attribution.as_str() {
+        "module" => "a commit broke it",
+        "kernel" => "a kernel update broke it",
+        "both" => "a commit broke it on newer kernels",
+        _ => "cause unknown",
+    };
+    view! {
+        <section class=format!("breakage {state}") id=b.id.clone()>
+            <h2>
+                <span class=format!("badge {state}")>{state}</span>
+                " "{b.stream_label.clone()}": "{attribution}
+            </h2>
+            <p>
+                "first failing: kernel " {kernel_link(project, &b.stream, &b.first_bad_kernel)}
+                " at commit " {commit_link(project, &b.first_bad_commit)}
+                {format!(
+                    " · {} kernels × {} commits, {} failing cells",
+                    b.kernels.len(),
+                    b.commits.len(),
+                    b.failing_cells
+                )}
+            </p>
+            <p class="times">{opened}" "{fixed}{ttf}</p>
+            {signature}
+            {commit_hint}
+            {kernel_hint}
+            {excerpt}
+        </section>
+    }
+}
+
+pub fn render_breakages(
+    project: Project,
+    breakages: Vec<BreakageDetail>,
+    filter: (Option<String>, Option<String>, Option<bool>),
+) -> String {
+    document(move || {
+        let name = project.name.clone();
+        let open = breakages.iter().filter(|b| b.breakage.open).count();
+        let total = breakages.len();
+        let (stream, attribution, state) = filter;
+        let option = |value: &'static str, current: Option<&str>| {
+            view! { <option value=value selected=current == Some(value)>{value}</option> }
+        };
+        let cards = breakages
+            .into_iter()
+            .map(|d| breakage_card(&name, d))
+            .collect_view();
+        view! {
+            <Shell title=format!("Breakages · {name}") demo=project.demo>
+                <nav class="crumbs"><a href=paths::project(&name)>{name.clone()}</a>" / breakages"</nav>
+                <h1>"Breakages"</h1>
+                <form class="filters" method="get">
+                    <label>"Stream " <input type="text" name="stream" value=stream.clone().unwrap_or_default() placeholder="e.g. el8" /></label>
+                    <label>"Cause "
+                        <select name="attribution">
+                            <option value="">"any"</option>
+                            {option("module", attribution.as_deref())}
+                            {option("kernel", attribution.as_deref())}
+                            {option("both", attribution.as_deref())}
+                            {option("unknown", attribution.as_deref())}
+                        </select>
+                    </label>
+                    <label>"State "
+                        <select name="state">
+                            <option value="">"any"</option>
+                            <option value="open" selected=state == Some(true)>"open"</option>
+                            <option value="fixed" selected=state == Some(false)>"fixed"</option>
+                        </select>
+                    </label>
+                    <button type="submit">"Apply"</button>
+                </form>
+                <p>{format!("{open} open, {} fixed", total - open)}</p>
+                {cards}
+            </Shell>
+        }
+        .into_any()
+    })
+}

@@ -1,0 +1,341 @@
+//! Breakages, computed by the domain from all of a project's cell summaries and cached per
+//! project revision. The grid only marks breakage starts, so it uses the latest computed set and
+//! lets a background task catch up instead of waiting for it.
+
+use super::read::{cell_from, column_from, kernel_from};
+use super::{Result, Storage};
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use trellis_domain::breakage::{find_breakages, Breakage, CellFacts};
+use trellis_domain::grid::{CommitColumn, KernelRow};
+use trellis_domain::kernel::{stream_cmp, stream_label};
+use trellis_domain::project::{
+    BreakageDetail, CommitChanges, KernelHistory, Project, SignatureCell, SignatureCells,
+    StreamChange,
+};
+use trellis_domain::{CellState, Kernel};
+
+impl Storage {
+    pub(super) async fn revision(&self, project_id: i64) -> Result<i64> {
+        Ok(sqlx::query("SELECT revision FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    /// Every breakage of the project, as of now: open ones first, then the most recent.
+    pub async fn breakages(&self, project: &Project) -> Result<Arc<Vec<Breakage>>> {
+        let revision = self.revision(project.id).await?;
+        if let Some(found) = self.breakage_cache.get(&project.id, revision) {
+            return Ok(found);
+        }
+        let found = Arc::new(self.compute_breakages(project).await?);
+        self.breakage_cache.put(project.id, revision, found.clone());
+        Ok(found)
+    }
+
+    /// The breakages computed last (possibly a few reports old); a stale or missing set is
+    /// recomputed in the background.
+    pub(super) async fn recent_breakages(
+        &self,
+        project: &Project,
+    ) -> Result<Option<Arc<Vec<Breakage>>>> {
+        let revision = self.revision(project.id).await?;
+        let latest = self.breakage_cache.latest(&project.id);
+        if latest.as_ref().is_none_or(|(r, _)| *r != revision) && self.start_refresh(project.id) {
+            let (storage, project) = (self.clone(), project.clone());
+            tokio::spawn(async move {
+                if let Err(e) = storage.breakages(&project).await {
+                    tracing::warn!("breakage refresh of {} failed: {e}", project.name);
+                }
+                storage.end_refresh(project.id);
+            });
+        }
+        Ok(latest.map(|(_, b)| b))
+    }
+
+    fn start_refresh(&self, project_id: i64) -> bool {
+        self.refreshing
+            .lock()
+            .expect("refresh lock")
+            .insert(project_id)
+    }
+
+    fn end_refresh(&self, project_id: i64) {
+        self.refreshing
+            .lock()
+            .expect("refresh lock")
+            .remove(&project_id);
+    }
+
+    async fn compute_breakages(&self, project: &Project) -> Result<Vec<Breakage>> {
+        let kernels = sqlx::query(
+            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
+        )
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(kernel_from)
+        .collect::<Result<Vec<_>>>()?;
+        let commits = sqlx::query(
+            "SELECT id, sha, subject, author, committed_at FROM commits WHERE project_id = $1
+             ORDER BY generation, committed_at, id",
+        )
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(column_from)
+        .collect::<Result<Vec<_>>>()?;
+        let cells = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {}, first_fail_at, first_pass_at FROM cells WHERE project_id = $1",
+            super::read::CELL_COLUMNS
+        )))
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let cell = cell_from(row)?;
+            Ok(CellFacts {
+                kernel_id: cell.kernel_id,
+                commit_id: cell.commit_id,
+                state: cell.summary.state(),
+                signature: cell.summary.signature,
+                first_fail_at: row.try_get("first_fail_at")?,
+                first_pass_at: row.try_get("first_pass_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(find_breakages(&kernels, &commits, &cells))
+    }
+}
+
+impl Storage {
+    /// Breakages for display, each with the error excerpt of its first failing cell.
+    pub async fn breakage_details(
+        &self,
+        project: &Project,
+        keep: impl Fn(&Breakage) -> bool,
+    ) -> Result<Vec<BreakageDetail>> {
+        let all = self.breakages(project).await?;
+        let mut out = Vec::new();
+        for b in all.iter().filter(|b| keep(b)) {
+            let row = sqlx::query(
+                "SELECT error_line, excerpt FROM reports WHERE kernel_id = $1 AND commit_id = $2 AND excerpt IS NOT NULL
+                 ORDER BY finished_at DESC, id DESC LIMIT 1",
+            )
+            .bind(b.start_kernel_id)
+            .bind(b.start_commit_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            let (error_line, excerpt) = match row {
+                Some(r) => (r.try_get("error_line")?, r.try_get("excerpt")?),
+                None => (None, None),
+            };
+            out.push(BreakageDetail {
+                breakage: b.clone(),
+                error_line,
+                excerpt,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One kernel's results along the commits (newest first) and its breakages.
+    pub async fn kernel_history(
+        &self,
+        project: Project,
+        kernel: KernelRow,
+    ) -> Result<KernelHistory> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT c.id, c.sha, c.subject, c.author, c.committed_at, {cells}
+             FROM cells JOIN commits c ON c.id = cells.commit_id
+             WHERE cells.kernel_id = $1 ORDER BY c.generation DESC, c.committed_at DESC, c.id DESC LIMIT 500",
+            cells = prefixed_cell_columns()
+        )))
+        .bind(kernel.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let cells = rows
+            .iter()
+            .map(|r| Ok((column_from(r)?, cell_from(r)?.summary)))
+            .collect::<Result<Vec<_>>>()?;
+        let uname = kernel.kernel.uname();
+        let stream = kernel.kernel.stream.clone();
+        let breakages = self
+            .breakage_details(&project, |b| {
+                b.stream == stream && b.kernels.contains(&uname)
+            })
+            .await?;
+        Ok(KernelHistory {
+            project,
+            kernel,
+            cells,
+            breakages,
+        })
+    }
+
+    /// What a commit broke and fixed compared with its first parent, per stream.
+    pub async fn commit_changes(
+        &self,
+        project: Project,
+        commit: CommitColumn,
+    ) -> Result<CommitChanges> {
+        let parent_sha: Option<String> = sqlx::query("SELECT parent_sha FROM commit_parents WHERE commit_id = $1 ORDER BY parent_sha LIMIT 1")
+            .bind(commit.id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        let parent = match parent_sha {
+            Some(sha) => self.commit(&project, &sha).await?,
+            None => None,
+        };
+        let kernels: HashMap<i64, KernelRow> = sqlx::query(
+            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
+        )
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| kernel_from(r).map(|k| (k.id, k)))
+        .collect::<Result<_>>()?;
+        let states = |commit_id: i64| async move {
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {} FROM cells WHERE commit_id = $1",
+                super::read::CELL_COLUMNS
+            )))
+            .bind(commit_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| cell_from(r).map(|c| (c.kernel_id, c.summary.state())))
+            .collect::<Result<HashMap<i64, CellState>>>()
+        };
+        let now = states(commit.id).await?;
+        let before = match &parent {
+            Some(p) => states(p.id).await?,
+            None => HashMap::new(),
+        };
+        let mut streams: BTreeMap<String, StreamChange> = BTreeMap::new();
+        let mut ids: Vec<&i64> = now.keys().collect();
+        ids.sort_by(|a, b| kernels[a].kernel.rpm_cmp(&kernels[b].kernel));
+        for id in ids {
+            let k = &kernels[id].kernel;
+            let entry = streams
+                .entry(k.stream.clone())
+                .or_insert_with(|| StreamChange {
+                    stream: k.stream.clone(),
+                    label: stream_label(&k.stream),
+                    broke: Vec::new(),
+                    fixed: Vec::new(),
+                    tested: 0,
+                });
+            entry.tested += 1;
+            match (before.get(id), now[id]) {
+                (Some(CellState::Pass), CellState::Fail) => entry.broke.push(k.uname()),
+                (Some(CellState::Fail), CellState::Pass) => entry.fixed.push(k.uname()),
+                _ => {}
+            }
+        }
+        let mut streams: Vec<StreamChange> = streams.into_values().collect();
+        streams.sort_by(|a, b| stream_cmp(&a.stream, &b.stream));
+        let all = self.breakages(&project).await?;
+        let opened = all
+            .iter()
+            .filter(|b| b.first_bad_commit == commit.sha)
+            .cloned()
+            .collect();
+        let closed = all
+            .iter()
+            .filter(|b| b.fixed_by_commit.as_deref() == Some(&commit.sha))
+            .cloned()
+            .collect();
+        Ok(CommitChanges {
+            project,
+            commit,
+            parent,
+            streams,
+            opened,
+            closed,
+        })
+    }
+
+    /// Every cell whose failures show the signature with this id.
+    pub async fn signature_cells(
+        &self,
+        project: Project,
+        id: &str,
+    ) -> Result<Option<SignatureCells>> {
+        let rows = sqlx::query(
+            "SELECT r.signature, r.kernel_id, k.stream, k.version, k.release, k.arch, k.variant, c.sha,
+                    CAST(MAX(r.finished_at) AS BIGINT) AS last_seen, CAST(MIN(r.finished_at) AS BIGINT) AS first_seen
+             FROM reports r JOIN kernels k ON k.id = r.kernel_id JOIN commits c ON c.id = r.commit_id
+             WHERE r.project_id = $1 AND r.signature_hash = $2
+             GROUP BY r.signature, r.kernel_id, k.stream, k.version, k.release, k.arch, k.variant, c.sha
+             ORDER BY last_seen DESC LIMIT 2000",
+        )
+        .bind(project.id)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let signature: String = first.try_get("signature")?;
+        let mut cells = Vec::new();
+        let mut first_seen = i64::MAX;
+        let mut oldest: BTreeMap<String, Kernel> = BTreeMap::new();
+        let mut kernel_ids = std::collections::HashSet::new();
+        for r in &rows {
+            let kernel = Kernel {
+                stream: r.try_get("stream")?,
+                version: r.try_get("version")?,
+                release: r.try_get("release")?,
+                arch: r.try_get("arch")?,
+                variant: r.try_get("variant")?,
+            };
+            kernel_ids.insert(r.try_get::<i64, _>("kernel_id")?);
+            first_seen = first_seen.min(r.try_get("first_seen")?);
+            let slot = oldest
+                .entry(kernel.stream.clone())
+                .or_insert_with(|| kernel.clone());
+            if kernel.rpm_cmp(slot) == std::cmp::Ordering::Less {
+                *slot = kernel.clone();
+            }
+            cells.push(SignatureCell {
+                kernel,
+                sha: r.try_get("sha")?,
+                last_seen: r.try_get("last_seen")?,
+            });
+        }
+        let excerpt = sqlx::query("SELECT excerpt FROM reports WHERE project_id = $1 AND signature_hash = $2 ORDER BY finished_at DESC LIMIT 1")
+            .bind(project.id)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("excerpt")?;
+        Ok(Some(SignatureCells {
+            project,
+            id: id.to_string(),
+            signature,
+            excerpt,
+            kernels: kernel_ids.len(),
+            since: oldest.into_values().map(|k| k.uname()).collect(),
+            first_seen,
+            cells,
+        }))
+    }
+}
+
+fn prefixed_cell_columns() -> String {
+    super::read::CELL_COLUMNS
+        .split(", ")
+        .map(|c| format!("cells.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
