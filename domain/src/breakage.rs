@@ -321,14 +321,18 @@ pub fn find_breakages(
             )
         })
         .collect();
-    // Open first, then the most recent first.
-    out.sort_by(|a, b| {
+    sort_for_display(&mut out);
+    out
+}
+
+/// Open breakages first, then the most recently opened.
+pub fn sort_for_display(breakages: &mut [Breakage]) {
+    breakages.sort_by(|a, b| {
         b.open
             .cmp(&a.open)
             .then(b.opened_at.cmp(&a.opened_at))
             .then(a.id.cmp(&b.id))
     });
-    out
 }
 
 fn describe(

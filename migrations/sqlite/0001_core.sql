@@ -6,7 +6,8 @@ CREATE TABLE projects (
     name TEXT NOT NULL UNIQUE,
     description TEXT NOT NULL DEFAULT '',
     demo INTEGER NOT NULL DEFAULT 0,
-    -- Bumped by every write that changes the project's grid; readers cache by it.
+    -- Bumped once by every transaction that changes the project's results or history; the rows
+    -- it changes carry the new value, so readers can refresh just what changed since they looked.
     revision INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 );
@@ -30,6 +31,8 @@ CREATE TABLE kernels (
     arch TEXT NOT NULL,
     variant TEXT NOT NULL,
     first_seen_at INTEGER NOT NULL,
+    -- The project revision that added the row (see projects.revision).
+    revision INTEGER NOT NULL DEFAULT 0,
     UNIQUE (project_id, stream, version, release, arch, variant)
 );
 
@@ -44,9 +47,12 @@ CREATE TABLE commits (
     committed_at INTEGER,
     generation INTEGER NOT NULL,
     parents_known INTEGER NOT NULL DEFAULT 0,
+    -- The project revision that last changed the row or its place in git order.
+    revision INTEGER NOT NULL DEFAULT 0,
     UNIQUE (project_id, sha)
 );
 CREATE INDEX commits_git_order ON commits (project_id, generation DESC, committed_at DESC, id DESC);
+CREATE INDEX commits_by_revision ON commits (project_id, revision);
 
 CREATE TABLE commit_parents (
     commit_id INTEGER NOT NULL REFERENCES commits(id),
@@ -101,8 +107,10 @@ CREATE TABLE cells (
     latest_signature TEXT,
     first_fail_at INTEGER,
     first_pass_at INTEGER,
+    -- The project revision that last changed the cell: readers refresh only what changed.
+    revision INTEGER NOT NULL DEFAULT 0,
     -- Clustered by commit: the grid reads the cells of one page of commits.
     PRIMARY KEY (commit_id, kernel_id)
 ) WITHOUT ROWID;
 CREATE INDEX cells_by_kernel ON cells (kernel_id);
-CREATE INDEX cells_by_project ON cells (project_id);
+CREATE INDEX cells_by_revision ON cells (project_id, revision);

@@ -181,6 +181,14 @@ impl Harness {
         body
     }
 
+    async fn breakages(&self) -> Value {
+        let (status, body) = self
+            .json("GET", "/api/v1/projects/wg/breakages", None, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["breakages"].clone()
+    }
+
     async fn report_count(&self) -> i64 {
         let (_, body) = self.json("GET", "/api/v1/projects", None, None).await;
         body["projects"]
@@ -939,6 +947,60 @@ async fn breakages_attributions_and_bisect_hints(db: TestDb) {
     }
 }
 
+/// The grid and the breakages are cached and refreshed from what changed: every view must still
+/// show every result, new kernels, new commits and fixes.
+async fn views_stay_current_as_results_arrive(db: TestDb) {
+    let h = Harness::new(db).await;
+    push_linear_history(&h, 3).await;
+    let mut n = 0;
+    let el8 = ["4.18.0-553.el8_10.x86_64", "4.18.0-553.5.1.el8_10.x86_64"];
+    for c in 1..=3 {
+        post_result(&h, el8[0], "el8", c, "pass", "ok", &mut n).await;
+    }
+    assert_eq!(
+        h.grid("").await["groups"][0]["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(h.breakages().await, json!([]));
+
+    // A new kernel, passing on commit 2 and failing on 3: a new row and a breakage.
+    post_result(&h, el8[1], "el8", 2, "pass", "ok", &mut n).await;
+    post_result(&h, el8[1], "el8", 3, "fail", LOG_HEADERS_END, &mut n).await;
+    let grid = h.grid("").await;
+    let rows = grid["groups"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["uname"], el8[1]);
+    assert_eq!(rows[0]["cells"][0]["state"], "fail");
+    let found = h.breakages().await;
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert_eq!(found[0]["open"], true);
+
+    // Another stream changes: the el8 breakage is kept.
+    post_result(&h, "3.10.0-1160.el7.x86_64", "el7", 3, "pass", "ok", &mut n).await;
+    assert_eq!(h.breakages().await.as_array().unwrap().len(), 1);
+    assert_eq!(h.grid("").await["groups"].as_array().unwrap().len(), 2);
+
+    // A new commit (a new column) fixes it.
+    let mut fix = report(el8[1], 4, "pass", "fix");
+    fix["commit"]["parents"] = json!([sha(3)]);
+    fix["kernel"]["distro"] = json!("el8");
+    assert_eq!(h.post_report(fix).await.0, StatusCode::CREATED);
+    let grid = h.grid("").await;
+    assert_eq!(column_shas(&grid)[0], sha(4));
+    assert_eq!(grid["groups"][0]["rows"][0]["cells"][0]["state"], "pass");
+    let found = h.breakages().await;
+    assert_eq!(
+        (
+            found[0]["open"].as_bool(),
+            found[0]["fixed_by_commit"].as_str()
+        ),
+        (Some(false), Some(sha(4).as_str()))
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -964,4 +1026,5 @@ on_both_backends!(
     pages_render_and_errors_are_typed,
     openapi_paths_exist,
     breakages_attributions_and_bisect_hints,
+    views_stay_current_as_results_arrive,
 );

@@ -7,7 +7,13 @@ use super::{Result, Storage};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use trellis_domain::breakage::{find_breakages, Breakage, CellFacts};
+use trellis_domain::breakage::{find_breakages, sort_for_display, Breakage, CellFacts};
+
+/// A project's breakages, kept per stream so that a change recomputes only its stream.
+pub(super) struct ProjectBreakages {
+    by_stream: BTreeMap<String, Arc<Vec<Breakage>>>,
+    all: Arc<Vec<Breakage>>,
+}
 use trellis_domain::grid::{CommitColumn, KernelRow};
 use trellis_domain::kernel::{stream_cmp, stream_label};
 use trellis_domain::project::{
@@ -26,14 +32,140 @@ impl Storage {
     }
 
     /// Every breakage of the project, as of now: open ones first, then the most recent.
+    /// Only the streams whose cells changed since the last computation are recomputed.
     pub async fn breakages(&self, project: &Project) -> Result<Arc<Vec<Breakage>>> {
         let revision = self.revision(project.id).await?;
-        if let Some(found) = self.breakage_cache.get(&project.id, revision) {
-            return Ok(found);
+        let cached = self.breakage_cache.latest(&project.id);
+        if let Some((seen, known)) = &cached {
+            if *seen == revision {
+                return Ok(known.all.clone());
+            }
         }
-        let found = Arc::new(self.compute_breakages(project).await?);
-        self.breakage_cache.put(project.id, revision, found.clone());
-        Ok(found)
+        let changed = match &cached {
+            Some((seen, _)) => self.streams_changed_since(project, *seen).await?,
+            None => None,
+        };
+        let mut by_stream = match (&cached, &changed) {
+            (Some((_, known)), Some(_)) => known.by_stream.clone(),
+            _ => BTreeMap::new(),
+        };
+        let kernels = self.project_kernels(project).await?;
+        let streams = match changed {
+            Some(streams) => streams,
+            None => {
+                let mut all: Vec<String> =
+                    kernels.iter().map(|k| k.kernel.stream.clone()).collect();
+                all.sort();
+                all.dedup();
+                all
+            }
+        };
+        if !streams.is_empty() {
+            let commits = self.commits_in_git_order(project).await?;
+            for stream in streams {
+                let lane_kernels: Vec<KernelRow> = kernels
+                    .iter()
+                    .filter(|k| k.kernel.stream == stream)
+                    .cloned()
+                    .collect();
+                let cells = self.stream_cells(project, &stream).await?;
+                by_stream.insert(
+                    stream,
+                    Arc::new(find_breakages(&lane_kernels, &commits, &cells)),
+                );
+            }
+        }
+        let mut all: Vec<Breakage> = by_stream.values().flat_map(|b| b.iter().cloned()).collect();
+        sort_for_display(&mut all);
+        let computed = Arc::new(ProjectBreakages {
+            by_stream,
+            all: Arc::new(all),
+        });
+        self.breakage_cache
+            .put(project.id, revision, computed.clone());
+        Ok(computed.all.clone())
+    }
+
+    /// Streams with cells changed since revision `seen`; `None` when the history changed (every
+    /// stream's commit order may have moved).
+    async fn streams_changed_since(
+        &self,
+        project: &Project,
+        seen: i64,
+    ) -> Result<Option<Vec<String>>> {
+        let commits_changed: i64 =
+            sqlx::query("SELECT COUNT(*) FROM commits WHERE project_id = $1 AND revision > $2")
+                .bind(project.id)
+                .bind(seen)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        if commits_changed > 0 {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT DISTINCT k.stream FROM cells c JOIN kernels k ON k.id = c.kernel_id
+             WHERE c.project_id = $1 AND c.revision > $2",
+        )
+        .bind(project.id)
+        .bind(seen)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    async fn project_kernels(&self, project: &Project) -> Result<Vec<KernelRow>> {
+        sqlx::query(
+            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
+        )
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(kernel_from)
+        .collect()
+    }
+
+    async fn commits_in_git_order(&self, project: &Project) -> Result<Vec<CommitColumn>> {
+        sqlx::query(
+            "SELECT id, sha, subject, author, committed_at FROM commits WHERE project_id = $1
+             ORDER BY generation, committed_at, id",
+        )
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(column_from)
+        .collect()
+    }
+
+    async fn stream_cells(&self, project: &Project, stream: &str) -> Result<Vec<CellFacts>> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {}, first_fail_at, first_pass_at FROM cells JOIN kernels k ON k.id = cells.kernel_id
+             WHERE cells.project_id = $1 AND k.stream = $2",
+            prefixed_cell_columns()
+        )))
+        .bind(project.id)
+        .bind(stream)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let cell = cell_from(row)?;
+            Ok(CellFacts {
+                kernel_id: cell.kernel_id,
+                commit_id: cell.commit_id,
+                state: cell.summary.state(),
+                signature: cell.summary.signature,
+                first_fail_at: row.try_get("first_fail_at")?,
+                first_pass_at: row.try_get("first_pass_at")?,
+            })
+        })
+        .collect()
     }
 
     /// The breakages computed last (possibly a few reports old); a stale or missing set is
@@ -53,7 +185,7 @@ impl Storage {
                 storage.end_refresh(project.id);
             });
         }
-        Ok(latest.map(|(_, b)| b))
+        Ok(latest.map(|(_, b)| b.all.clone()))
     }
 
     fn start_refresh(&self, project_id: i64) -> bool {
@@ -68,49 +200,6 @@ impl Storage {
             .lock()
             .expect("refresh lock")
             .remove(&project_id);
-    }
-
-    async fn compute_breakages(&self, project: &Project) -> Result<Vec<Breakage>> {
-        let kernels = sqlx::query(
-            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
-        )
-        .bind(project.id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(kernel_from)
-        .collect::<Result<Vec<_>>>()?;
-        let commits = sqlx::query(
-            "SELECT id, sha, subject, author, committed_at FROM commits WHERE project_id = $1
-             ORDER BY generation, committed_at, id",
-        )
-        .bind(project.id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(column_from)
-        .collect::<Result<Vec<_>>>()?;
-        let cells = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {}, first_fail_at, first_pass_at FROM cells WHERE project_id = $1",
-            super::read::CELL_COLUMNS
-        )))
-        .bind(project.id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let cell = cell_from(row)?;
-            Ok(CellFacts {
-                kernel_id: cell.kernel_id,
-                commit_id: cell.commit_id,
-                state: cell.summary.state(),
-                signature: cell.summary.signature,
-                first_fail_at: row.try_get("first_fail_at")?,
-                first_pass_at: row.try_get("first_pass_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        Ok(find_breakages(&kernels, &commits, &cells))
     }
 }
 

@@ -1,5 +1,6 @@
-//! Results computed from a project's cells, kept until the project's revision changes (every
-//! stored report and history push bumps it, in the same transaction).
+//! Results computed from a project's cells, tagged with the project revision they reflect
+//! (every stored batch of reports and every history push bumps it, in the same transaction), so
+//! readers can bring them up to date from what changed since.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -19,13 +20,6 @@ impl<K, V> Default for RevisionCache<K, V> {
 
 impl<K: Hash + Eq, V> RevisionCache<K, V> {
     const MAX_ENTRIES: usize = 256;
-
-    /// The value computed at exactly this revision.
-    pub(super) fn get(&self, key: &K, revision: i64) -> Option<Arc<V>> {
-        self.latest(key)
-            .filter(|(r, _)| *r == revision)
-            .map(|(_, v)| v)
-    }
 
     /// The newest value computed, whatever its revision.
     pub(super) fn latest(&self, key: &K) -> Option<(i64, Arc<V>)> {

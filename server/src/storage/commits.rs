@@ -18,6 +18,18 @@ pub(super) async fn ensure_project(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
     Ok(row.try_get(0)?)
 }
 
+/// Starts a new revision of the project for this transaction and returns it; every row the
+/// transaction changes is stamped with it.
+pub(super) async fn bump_revision(tx: &mut Tx<'_>, project_id: i64) -> Result<i64> {
+    Ok(
+        sqlx::query("UPDATE projects SET revision = revision + 1 WHERE id = $1 RETURNING revision")
+            .bind(project_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?,
+    )
+}
+
 /// Inserts or completes a commit and returns its id. A commit's generation is 1 + its parents'
 /// largest; a commit whose parents are not known yet is placed after every known commit (it
 /// most likely is new) until its history arrives.
@@ -25,6 +37,7 @@ pub(super) async fn ensure_commit(
     tx: &mut Tx<'_>,
     project_id: i64,
     commit: &CommitInfo,
+    revision: i64,
 ) -> Result<i64> {
     let existing =
         sqlx::query("SELECT id, parents_known FROM commits WHERE project_id = $1 AND sha = $2")
@@ -42,20 +55,24 @@ pub(super) async fn ensure_commit(
             let had_parents = row.try_get::<i64, _>(1)? != 0;
             sqlx::query(
                 "UPDATE commits SET subject = COALESCE($1, subject), author = COALESCE($2, author),
-                 committed_at = COALESCE($3, committed_at) WHERE id = $4",
+                 committed_at = COALESCE($3, committed_at), revision = $5
+                 WHERE id = $4 AND (subject IS DISTINCT FROM COALESCE($1, subject)
+                    OR author IS DISTINCT FROM COALESCE($2, author)
+                    OR committed_at IS DISTINCT FROM COALESCE($3, committed_at))",
             )
             .bind(&commit.subject)
             .bind(&commit.author)
             .bind(committed_at)
             .bind(id)
+            .bind(revision)
             .execute(&mut **tx)
             .await?;
             (id, knows_parents && !had_parents)
         }
         None => {
             let row = sqlx::query(
-                "INSERT INTO commits (project_id, sha, subject, author, committed_at, generation, parents_known)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                "INSERT INTO commits (project_id, sha, subject, author, committed_at, generation, parents_known, revision)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
             .bind(project_id)
             .bind(&commit.sha)
@@ -64,6 +81,7 @@ pub(super) async fn ensure_commit(
             .bind(committed_at)
             .bind(generation)
             .bind(i64::from(knows_parents))
+            .bind(revision)
             .fetch_one(&mut **tx)
             .await?;
             (row.try_get(0)?, knows_parents)
@@ -78,12 +96,15 @@ pub(super) async fn ensure_commit(
                 .execute(&mut **tx)
                 .await?;
         }
-        sqlx::query("UPDATE commits SET generation = $1, parents_known = 1 WHERE id = $2")
-            .bind(generation)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        raise_descendants(tx, project_id, &commit.sha, generation).await?;
+        sqlx::query(
+            "UPDATE commits SET generation = $1, parents_known = 1, revision = $3 WHERE id = $2",
+        )
+        .bind(generation)
+        .bind(id)
+        .bind(revision)
+        .execute(&mut **tx)
+        .await?;
+        raise_descendants(tx, project_id, &commit.sha, generation, revision).await?;
     }
     Ok(id)
 }
@@ -121,6 +142,7 @@ async fn raise_descendants(
     project_id: i64,
     sha: &str,
     generation: i64,
+    revision: i64,
 ) -> Result<()> {
     let mut pending = vec![(sha.to_string(), generation)];
     while let Some((parent, gen)) = pending.pop() {
@@ -135,9 +157,10 @@ async fn raise_descendants(
         .await?;
         for child in children {
             let id: i64 = child.try_get(0)?;
-            sqlx::query("UPDATE commits SET generation = $1 WHERE id = $2")
+            sqlx::query("UPDATE commits SET generation = $1, revision = $3 WHERE id = $2")
                 .bind(gen + 1)
                 .bind(id)
+                .bind(revision)
                 .execute(&mut **tx)
                 .await?;
             pending.push((child.try_get(1)?, gen + 1));
@@ -152,16 +175,13 @@ impl Storage {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let project_id = ensure_project(&mut tx, project).await?;
+        let revision = bump_revision(&mut tx, project_id).await?;
         let before = count_commits(&mut tx, project_id).await?;
         // Oldest first, so each parent is known before its children whatever order was sent.
         for commit in order_parents_first(commits) {
-            ensure_commit(&mut tx, project_id, commit).await?;
+            ensure_commit(&mut tx, project_id, commit, revision).await?;
         }
         let after = count_commits(&mut tx, project_id).await?;
-        sqlx::query("UPDATE projects SET revision = revision + 1 WHERE id = $1")
-            .bind(project_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok((after - before) as usize)
     }

@@ -3,7 +3,7 @@
 //! so one durable commit (one fsync on SQLite) serves many reports. Every runner still gets its
 //! answer only after the commit that holds its report.
 
-use super::commits::{ensure_commit, ensure_project};
+use super::commits::{bump_revision, ensure_commit, ensure_project};
 use super::{is_unique_violation, now_ms, Result, StorageError};
 use sqlx::{Acquire, Any, AnyPool, Row, Transaction};
 use std::collections::HashMap;
@@ -138,25 +138,27 @@ impl Writer {
         };
         let mut answers = Vec::with_capacity(batch.len());
         let mut learned = Learned::default();
-        let mut projects = Vec::new();
+        let mut revisions = HashMap::new();
         let mut runners = Vec::new();
         for job in batch {
-            let outcome = self.store_one(&mut tx, &job, &mut learned).await;
-            if let Ok((Ingested::Created(_), project_id)) = &outcome {
-                projects.push(*project_id);
+            let outcome = self
+                .store_one(&mut tx, &job, &mut learned, &mut revisions)
+                .await;
+            if let Ok(Ingested::Created(_)) = &outcome {
                 runners.push(job.runner_id);
             }
-            answers.push((job.reply, outcome.map(|(ingested, _)| ingested)));
+            answers.push((job.reply, outcome));
         }
+        runners.sort_unstable();
+        runners.dedup();
         let finish = async {
-            touch(&mut tx, "projects", "revision = revision + 1", &projects).await?;
-            touch(
-                &mut tx,
-                "runners",
-                &format!("last_seen_at = {}", now_ms()),
-                &runners,
-            )
-            .await?;
+            for runner in runners {
+                sqlx::query("UPDATE runners SET last_seen_at = $1 WHERE id = $2")
+                    .bind(now_ms())
+                    .bind(runner)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await
         };
         match finish.await {
@@ -181,23 +183,38 @@ impl Writer {
         tx: &mut Transaction<'static, Any>,
         job: &Job,
         learned: &mut Learned,
-    ) -> Result<(Ingested, i64)> {
+        revisions: &mut HashMap<i64, i64>,
+    ) -> Result<Ingested> {
         if let Some(id) = report_by_run_id(&mut **tx, job.runner_id, &job.report.run_id).await? {
-            return Ok((Ingested::Duplicate(id), 0));
+            return Ok(Ingested::Duplicate(id));
         }
+        // The project and the batch's revision of it live in the outer transaction: a job that
+        // fails later must not undo them for the jobs after it.
+        let project_id = self.project_id(tx, &job.report.project, learned).await?;
+        let revision = match revisions.get(&project_id) {
+            Some(r) => *r,
+            None => {
+                let r = bump_revision(tx, project_id).await?;
+                revisions.insert(project_id, r);
+                r
+            }
+        };
         let mut sp = (&mut **tx).begin().await?;
         let mut mine = Learned::default();
-        match self.insert_report(&mut sp, job, learned, &mut mine).await {
-            Ok((id, project_id)) => {
+        match self
+            .insert_report(&mut sp, job, project_id, revision, learned, &mut mine)
+            .await
+        {
+            Ok(id) => {
                 sp.commit().await?;
                 learned.absorb(mine);
-                Ok((Ingested::Created(id), project_id))
+                Ok(Ingested::Created(id))
             }
             Err(StorageError::Database(e)) if is_unique_violation(&e) => {
                 sp.rollback().await?;
                 // The same run was sent twice in this batch: answer with the first copy.
                 match report_by_run_id(&mut **tx, job.runner_id, &job.report.run_id).await? {
-                    Some(id) => Ok((Ingested::Duplicate(id), 0)),
+                    Some(id) => Ok(Ingested::Duplicate(id)),
                     None => Err(StorageError::Database(e)),
                 }
             }
@@ -208,31 +225,45 @@ impl Writer {
         }
     }
 
+    async fn project_id(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        name: &str,
+        learned: &mut Learned,
+    ) -> Result<i64> {
+        let known = self
+            .ids
+            .lock()
+            .expect("id cache lock")
+            .projects
+            .get(name)
+            .copied();
+        if let Some(id) = known.or_else(|| {
+            learned
+                .projects
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, id)| *id)
+        }) {
+            return Ok(id);
+        }
+        let id = ensure_project(tx, name).await?;
+        learned.projects.push((name.to_string(), id));
+        Ok(id)
+    }
+
     async fn insert_report(
         &self,
         tx: &mut Transaction<'_, Any>,
         job: &Job,
+        project_id: i64,
+        revision: i64,
         batch: &Learned,
         mine: &mut Learned,
-    ) -> Result<(i64, i64)> {
+    ) -> Result<i64> {
         let report = &job.report;
         let known =
             |f: &dyn Fn(&KnownIds) -> Option<i64>| f(&self.ids.lock().expect("id cache lock"));
-
-        let project_id = match known(&|k| k.projects.get(&report.project).copied()).or_else(|| {
-            batch
-                .projects
-                .iter()
-                .find(|(n, _)| *n == report.project)
-                .map(|(_, id)| *id)
-        }) {
-            Some(id) => id,
-            None => {
-                let id = ensure_project(tx, &report.project).await?;
-                mine.projects.push((report.project.clone(), id));
-                id
-            }
-        };
 
         let kernel_key = (project_id, report.kernel.clone());
         let kernel_id = match known(&|k| k.kernels.get(&kernel_key).copied()).or_else(|| {
@@ -244,7 +275,7 @@ impl Writer {
         }) {
             Some(id) => id,
             None => {
-                let id = ensure_kernel(tx, project_id, &report.kernel).await?;
+                let id = ensure_kernel(tx, project_id, &report.kernel, revision).await?;
                 mine.kernels.push((kernel_key, id));
                 id
             }
@@ -267,7 +298,7 @@ impl Writer {
         let commit_id = match cached.filter(|_| bare) {
             Some(id) => id,
             None => {
-                let id = ensure_commit(tx, project_id, c).await?;
+                let id = ensure_commit(tx, project_id, c, revision).await?;
                 mine.commits.push((commit_key, id));
                 id
             }
@@ -314,9 +345,10 @@ impl Writer {
         sqlx::query(
             "INSERT INTO cells (project_id, kernel_id, commit_id, n_pass, n_fail, n_error, n_skip,
                                 latest_status, latest_report_id, latest_finished_at, latest_signature,
-                                first_fail_at, first_pass_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                first_fail_at, first_pass_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (commit_id, kernel_id) DO UPDATE SET
+                revision = excluded.revision,
                 n_pass = cells.n_pass + excluded.n_pass,
                 n_fail = cells.n_fail + excluded.n_fail,
                 n_error = cells.n_error + excluded.n_error,
@@ -348,9 +380,10 @@ impl Writer {
         .bind(error.map(|e| e.signature.clone()))
         .bind((report.status == Status::Fail).then_some(finished_at))
         .bind((report.status == Status::Pass).then_some(finished_at))
+        .bind(revision)
         .execute(&mut **tx)
         .await?;
-        Ok((report_id, project_id))
+        Ok(report_id)
     }
 }
 
@@ -362,31 +395,15 @@ fn fail_all(batch: Vec<Job>, message: &str) {
     }
 }
 
-/// `UPDATE table SET assignment WHERE id IN (ids)`, once per distinct id.
-async fn touch(
-    tx: &mut Transaction<'static, Any>,
-    table: &str,
-    assignment: &str,
-    ids: &[i64],
-) -> Result<(), sqlx::Error> {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {table} SET {assignment} WHERE id = $1"
-        )))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-async fn ensure_kernel(tx: &mut Transaction<'_, Any>, project_id: i64, k: &Kernel) -> Result<i64> {
+async fn ensure_kernel(
+    tx: &mut Transaction<'_, Any>,
+    project_id: i64,
+    k: &Kernel,
+    revision: i64,
+) -> Result<i64> {
     Ok(sqlx::query(
-        "INSERT INTO kernels (project_id, stream, version, release, arch, variant, first_seen_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO kernels (project_id, stream, version, release, arch, variant, first_seen_at, revision)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (project_id, stream, version, release, arch, variant) DO UPDATE SET stream = excluded.stream
          RETURNING id",
     )
@@ -397,6 +414,7 @@ async fn ensure_kernel(tx: &mut Transaction<'_, Any>, project_id: i64, k: &Kerne
     .bind(&k.arch)
     .bind(&k.variant)
     .bind(now_ms())
+    .bind(revision)
     .fetch_one(&mut **tx)
     .await?
     .try_get(0)?)

@@ -51,7 +51,7 @@ pub struct Storage {
     write_turn: Option<Arc<Mutex<()>>>,
     queue: ingest::IngestQueue,
     grid_cache: Arc<cache::RevisionCache<(i64, u32, u32), read::GridData>>,
-    breakage_cache: Arc<cache::RevisionCache<i64, Vec<trellis_domain::breakage::Breakage>>>,
+    breakage_cache: Arc<cache::RevisionCache<i64, breakages::ProjectBreakages>>,
     /// Projects whose breakages are being recomputed in the background.
     refreshing: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }

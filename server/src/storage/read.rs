@@ -4,7 +4,7 @@ use super::{ingest::LogBlob, placeholders, Result, Storage, StorageError};
 use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
 use trellis_domain::grid::{CellEntry, CommitColumn, Grid, GridFilter, KernelRow};
@@ -210,10 +210,18 @@ impl Storage {
     ) -> Result<Grid> {
         let revision = self.revision(project.id).await?;
         let key = (project.id, page, per_page);
-        let data = match self.grid_cache.get(&key, revision) {
-            Some(data) => data,
-            None => {
-                let data = Arc::new(self.load_grid(project, page, per_page).await?);
+        let data = match self.grid_cache.latest(&key) {
+            Some((seen, data)) if seen == revision => data,
+            cached => {
+                let refreshed = match cached {
+                    Some((seen, data)) => self.refresh_grid(project, &data, seen).await?,
+                    None => None,
+                };
+                let data = match refreshed {
+                    Some(data) => data,
+                    None => self.load_grid(project, page, per_page).await?,
+                };
+                let data = Arc::new(data);
                 self.grid_cache.put(key, revision, data.clone());
                 data
             }
@@ -235,6 +243,74 @@ impl Storage {
             data.has_older,
             &starts,
         ))
+    }
+
+    /// Brings a cached grid page up to date by reading only the kernels and cells changed since
+    /// revision `seen`; `None` when the commits changed (the columns may move: reload it all).
+    async fn refresh_grid(
+        &self,
+        project: &Project,
+        data: &GridData,
+        seen: i64,
+    ) -> Result<Option<GridData>> {
+        let commits_changed: i64 =
+            sqlx::query("SELECT COUNT(*) FROM commits WHERE project_id = $1 AND revision > $2")
+                .bind(project.id)
+                .bind(seen)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        if commits_changed > 0 {
+            return Ok(None);
+        }
+        let mut kernels = data.kernels.clone();
+        let new_kernels = sqlx::query(
+            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1 AND revision > $2",
+        )
+        .bind(project.id)
+        .bind(seen)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &new_kernels {
+            let k = kernel_from(row)?;
+            if !kernels.iter().any(|known| known.id == k.id) {
+                kernels.push(k);
+            }
+        }
+        if data.columns.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {CELL_COLUMNS} FROM cells WHERE project_id = $1 AND revision > $2 AND commit_id IN ({})",
+            placeholders(3, data.columns.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(project.id).bind(seen);
+        for c in &data.columns {
+            query = query.bind(c.id);
+        }
+        let changed = query.fetch_all(&self.pool).await?;
+        let mut cells = data.cells.clone();
+        let mut index: HashMap<(i64, i64), usize> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.kernel_id, c.commit_id), i))
+            .collect();
+        for row in &changed {
+            let cell = cell_from(row)?;
+            match index.get(&(cell.kernel_id, cell.commit_id)) {
+                Some(&i) => cells[i] = cell,
+                None => {
+                    index.insert((cell.kernel_id, cell.commit_id), cells.len());
+                    cells.push(cell);
+                }
+            }
+        }
+        Ok(Some(GridData {
+            kernels,
+            columns: data.columns.clone(),
+            cells,
+            has_older: data.has_older,
+        }))
     }
 
     async fn load_grid(&self, project: &Project, page: u32, per_page: u32) -> Result<GridData> {
