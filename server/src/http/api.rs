@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use trellis_domain::breakage::{Attribution, Breakage};
 use trellis_domain::grid::GridFilter;
 use trellis_domain::grid::{CommitColumn, KernelRow};
-use trellis_domain::project::{CellDetail, CommitChanges, KernelHistory, Project, SignatureCells};
+use trellis_domain::project::{
+    BreakageDetail, CellDetail, CommitChanges, KernelHistory, Project, SignatureCells,
+};
 use trellis_domain::Kernel;
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Runner, ApiError> {
@@ -232,17 +234,27 @@ impl BreakageQuery {
     }
 }
 
+/// The breakages a query asks for, with the query (the page shows it back).
+pub(super) async fn load_breakages(
+    state: &AppState,
+    project: &str,
+    pairs: &[(String, String)],
+) -> Result<(Project, BreakageQuery, Vec<BreakageDetail>), ApiError> {
+    let project = find_project(state, project).await?;
+    let query = BreakageQuery::parse(pairs)?;
+    let breakages = state
+        .storage
+        .breakage_details(&project, |b| query.keeps(b))
+        .await?;
+    Ok((project, query, breakages))
+}
+
 pub async fn breakages(
     State(state): State<AppState>,
     Path(project): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let project = find_project(&state, &project).await?;
-    let query = BreakageQuery::parse(&pairs)?;
-    let breakages = state
-        .storage
-        .breakage_details(&project, |b| query.keeps(b))
-        .await?;
+    let (project, _, breakages) = load_breakages(&state, &project, &pairs).await?;
     Ok(Json(json!({ "project": project, "breakages": breakages })))
 }
 

@@ -1,7 +1,7 @@
 //! Page handlers: load the read model, hand it to the app's renderer.
 
 use super::api::{
-    find_project, grid_query, load_cell, load_commit, load_kernel, load_signature, BreakageQuery,
+    find_project, grid_query, load_breakages, load_cell, load_commit, load_kernel, load_signature,
 };
 use super::AppState;
 use crate::error::{ApiError, PageError};
@@ -40,12 +40,7 @@ pub async fn breakages(
     Path(project): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Html<String>, PageError> {
-    let project = find_project(&state, &project).await?;
-    let query = BreakageQuery::parse(&pairs)?;
-    let breakages = state
-        .storage
-        .breakage_details(&project, |b| query.keeps(b))
-        .await?;
+    let (project, query, breakages) = load_breakages(&state, &project, &pairs).await?;
     let filter = (
         query.stream,
         query.attribution.map(|a| a.as_str().to_string()),

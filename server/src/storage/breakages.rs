@@ -93,14 +93,7 @@ impl Storage {
         project: &Project,
         seen: i64,
     ) -> Result<Option<Vec<String>>> {
-        let commits_changed: i64 =
-            sqlx::query("SELECT COUNT(*) FROM commits WHERE project_id = $1 AND revision > $2")
-                .bind(project.id)
-                .bind(seen)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?;
-        if commits_changed > 0 {
+        if self.history_changed_since(project, seen).await? {
             return Ok(None);
         }
         let rows = sqlx::query(
@@ -118,7 +111,19 @@ impl Storage {
         ))
     }
 
-    async fn project_kernels(&self, project: &Project) -> Result<Vec<KernelRow>> {
+    /// Whether commits were added or reordered since revision `seen`.
+    pub(super) async fn history_changed_since(&self, project: &Project, seen: i64) -> Result<bool> {
+        let changed: i64 =
+            sqlx::query("SELECT COUNT(*) FROM commits WHERE project_id = $1 AND revision > $2")
+                .bind(project.id)
+                .bind(seen)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        Ok(changed > 0)
+    }
+
+    pub(super) async fn project_kernels(&self, project: &Project) -> Result<Vec<KernelRow>> {
         sqlx::query(
             "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
         )

@@ -253,14 +253,7 @@ impl Storage {
         data: &GridData,
         seen: i64,
     ) -> Result<Option<GridData>> {
-        let commits_changed: i64 =
-            sqlx::query("SELECT COUNT(*) FROM commits WHERE project_id = $1 AND revision > $2")
-                .bind(project.id)
-                .bind(seen)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?;
-        if commits_changed > 0 {
+        if self.history_changed_since(project, seen).await? {
             return Ok(None);
         }
         let mut kernels = data.kernels.clone();
@@ -314,15 +307,7 @@ impl Storage {
     }
 
     async fn load_grid(&self, project: &Project, page: u32, per_page: u32) -> Result<GridData> {
-        let kernels = sqlx::query(
-            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
-        )
-        .bind(project.id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(kernel_from)
-        .collect::<Result<Vec<_>>>()?;
+        let kernels = self.project_kernels(project).await?;
         let mut columns = sqlx::query(AssertSqlSafe(format!(
             "SELECT id, sha, subject, author, committed_at FROM commits WHERE project_id = $1 {COMMIT_ORDER} LIMIT $2 OFFSET $3"
         )))
