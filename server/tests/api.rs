@@ -637,6 +637,55 @@ async fn concurrent_reports_all_count(db: TestDb) {
     assert_eq!(total, 24);
 }
 
+/// A runner retrying while its first attempt is still in flight: one report is stored, every
+/// attempt gets its id, and the other reports of the same batch are unaffected.
+async fn concurrent_retries_store_one_report(db: TestDb) {
+    let h = Harness::new(db).await;
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let router = h.router.clone();
+            let token = h.token.clone();
+            let run_id = if i % 2 == 0 {
+                "same-run".to_string()
+            } else {
+                format!("other-{i}")
+            };
+            let body = report("4.18.0-553.el8_10.x86_64", 1 + i % 4, "pass", &run_id).to_string();
+            tokio::spawn(async move {
+                let req = Request::post("/api/v1/reports")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::from(body))
+                    .unwrap();
+                let res = router.oneshot(req).await.unwrap();
+                let status = res.status();
+                let bytes = res.into_body().collect().await.unwrap().to_bytes();
+                let body: Value = serde_json::from_slice(&bytes).unwrap();
+                (run_id, status, body["id"].as_i64().unwrap())
+            })
+        })
+        .collect();
+    let mut same = Vec::new();
+    for t in tasks {
+        let (run_id, status, id) = t.await.unwrap();
+        if run_id == "same-run" {
+            same.push((status, id));
+        } else {
+            assert_eq!(status, StatusCode::CREATED);
+        }
+    }
+    assert_eq!(
+        same.iter()
+            .filter(|(s, _)| *s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{same:?}"
+    );
+    assert!(same
+        .iter()
+        .all(|(s, id)| (*s == StatusCode::CREATED || *s == StatusCode::OK) && *id == same[0].1));
+    assert_eq!(h.report_count().await, 17);
+}
+
 async fn pages_render_and_errors_are_typed(db: TestDb) {
     let h = Harness::new(db).await;
     let mut body = report("4.18.0-553.el8_10.x86_64", 1, "fail", "p");
@@ -1023,6 +1072,7 @@ on_both_backends!(
     git_order_survives_history_arriving_late,
     cell_status_follows_the_latest_report,
     concurrent_reports_all_count,
+    concurrent_retries_store_one_report,
     pages_render_and_errors_are_typed,
     openapi_paths_exist,
     breakages_attributions_and_bisect_hints,

@@ -132,52 +132,116 @@ impl Writer {
             Some(m) => Some(m.lock().await),
             None => None,
         };
-        let mut tx = match self.pool.begin().await {
-            Ok(tx) => tx,
-            Err(e) => return fail_all(batch, &e.to_string()),
-        };
-        let mut answers = Vec::with_capacity(batch.len());
-        let mut learned = Learned::default();
-        let mut revisions = HashMap::new();
-        let mut runners = Vec::new();
-        for job in batch {
-            let outcome = self
-                .store_one(&mut tx, &job, &mut learned, &mut revisions)
-                .await;
-            if let Ok(Ingested::Created(_)) = &outcome {
-                runners.push(job.runner_id);
-            }
-            answers.push((job.reply, outcome));
-        }
-        runners.sort_unstable();
-        runners.dedup();
-        let finish = async {
-            for runner in runners {
-                sqlx::query("UPDATE runners SET last_seen_at = $1 WHERE id = $2")
-                    .bind(now_ms())
-                    .bind(runner)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await
-        };
-        match finish.await {
-            Ok(()) => {
-                self.ids.lock().expect("id cache lock").remember(learned);
-                for (reply, outcome) in answers {
-                    let _ = reply.send(outcome);
+        // Fast path: the whole batch in one transaction without savepoints. If anything fails (a
+        // retry racing its original, a row the database refuses), it is rolled back and replayed
+        // carefully, one savepoint per report, so one bad report cannot fail the others.
+        let outcomes = match self.run_batch(&batch, false).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::debug!(
+                    "replaying a batch of {} reports one by one: {e}",
+                    batch.len()
+                );
+                match self.run_batch(&batch, true).await {
+                    Ok(outcomes) => outcomes,
+                    Err(e) => {
+                        let message = e.to_string();
+                        batch
+                            .iter()
+                            .map(|_| Err(StorageError::BatchFailed(message.clone())))
+                            .collect()
+                    }
                 }
+            }
+        };
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            let _ = job.reply.send(outcome);
+        }
+    }
+
+    /// Stores a batch in one transaction and commits it; the outcome of each report, in order.
+    async fn run_batch(&self, batch: &[Job], careful: bool) -> Result<Vec<Result<Ingested>>> {
+        let mut tx = self.pool.begin().await?;
+        let mut learned = Learned::default();
+        match self.fill_batch(&mut tx, batch, careful, &mut learned).await {
+            Ok(outcomes) => {
+                tx.commit().await?;
+                self.ids.lock().expect("id cache lock").remember(learned);
+                Ok(outcomes)
             }
             Err(e) => {
-                let message = e.to_string();
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(StorageError::BatchFailed(message.clone())));
-                }
+                // Roll back now, so the careful replay does not wait on this transaction's locks.
+                let _ = tx.rollback().await;
+                Err(e)
             }
         }
     }
 
-    /// Stores one report inside a savepoint, so its failure leaves the rest of the batch intact.
+    async fn fill_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        batch: &[Job],
+        careful: bool,
+        learned: &mut Learned,
+    ) -> Result<Vec<Result<Ingested>>> {
+        let mut revisions = HashMap::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for job in batch {
+            let outcome = if careful {
+                self.store_one(tx, job, learned, &mut revisions).await
+            } else {
+                let (project_id, revision) = self
+                    .batch_revision(tx, job, learned, &mut revisions)
+                    .await?;
+                let mut mine = Learned::default();
+                let id = self
+                    .insert_report(tx, job, project_id, revision, learned, &mut mine)
+                    .await?;
+                learned.absorb(mine);
+                Ok(Ingested::Created(id))
+            };
+            outcomes.push(outcome);
+        }
+        let mut runners: Vec<i64> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Ok(Ingested::Created(_))))
+            .map(|(job, _)| job.runner_id)
+            .collect();
+        runners.sort_unstable();
+        runners.dedup();
+        for runner in runners {
+            sqlx::query("UPDATE runners SET last_seen_at = $1 WHERE id = $2")
+                .bind(now_ms())
+                .bind(runner)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// The report's project and this batch's revision of it. Both live in the outer transaction:
+    /// a report that fails later must not undo them for the reports after it.
+    async fn batch_revision(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        job: &Job,
+        learned: &mut Learned,
+        revisions: &mut HashMap<i64, i64>,
+    ) -> Result<(i64, i64)> {
+        let project_id = self.project_id(tx, &job.report.project, learned).await?;
+        let revision = match revisions.get(&project_id) {
+            Some(r) => *r,
+            None => {
+                let r = bump_revision(tx, project_id).await?;
+                revisions.insert(project_id, r);
+                r
+            }
+        };
+        Ok((project_id, revision))
+    }
+
+    /// Stores one report inside a savepoint, recognising a retry sent in the same batch.
     async fn store_one(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -188,17 +252,7 @@ impl Writer {
         if let Some(id) = report_by_run_id(&mut **tx, job.runner_id, &job.report.run_id).await? {
             return Ok(Ingested::Duplicate(id));
         }
-        // The project and the batch's revision of it live in the outer transaction: a job that
-        // fails later must not undo them for the jobs after it.
-        let project_id = self.project_id(tx, &job.report.project, learned).await?;
-        let revision = match revisions.get(&project_id) {
-            Some(r) => *r,
-            None => {
-                let r = bump_revision(tx, project_id).await?;
-                revisions.insert(project_id, r);
-                r
-            }
-        };
+        let (project_id, revision) = self.batch_revision(tx, job, learned, revisions).await?;
         let mut sp = (&mut **tx).begin().await?;
         let mut mine = Learned::default();
         match self
@@ -212,7 +266,6 @@ impl Writer {
             }
             Err(StorageError::Database(e)) if is_unique_violation(&e) => {
                 sp.rollback().await?;
-                // The same run was sent twice in this batch: answer with the first copy.
                 match report_by_run_id(&mut **tx, job.runner_id, &job.report.run_id).await? {
                     Some(id) => Ok(Ingested::Duplicate(id)),
                     None => Err(StorageError::Database(e)),
@@ -384,14 +437,6 @@ impl Writer {
         .execute(&mut **tx)
         .await?;
         Ok(report_id)
-    }
-}
-
-fn fail_all(batch: Vec<Job>, message: &str) {
-    for job in batch {
-        let _ = job
-            .reply
-            .send(Err(StorageError::BatchFailed(message.to_string())));
     }
 }
 
