@@ -714,6 +714,12 @@ async fn pages_render_and_errors_are_typed(db: TestDb) {
         .get(&format!("/p/wg/cell/el8/4.18.0-1.el8.x86_64/{}", sha(1)))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    // A path that is not UTF-8 is a client error, answered in the API's and the pages' own way.
+    let (status, err) = h.json("GET", "/api/v1/projects/%FF/grid", None, None).await;
+    expect_error(status, &err, StatusCode::BAD_REQUEST, "bad_request");
+    let (status, page) = h.get("/p/%FF").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Error 400"), "{page}");
     let (status, err) = h.json("GET", "/api/v1/nothing", None, None).await;
     expect_error(status, &err, StatusCode::NOT_FOUND, "not_found");
     let (status, err) = h

@@ -1,11 +1,12 @@
 //! JSON API handlers: thin wrappers over `ingest` and `storage`.
 
+use super::extract::ValidPath;
 use super::AppState;
 use crate::error::ApiError;
 use crate::ingest;
 use crate::storage::{Runner, RunnerAuth};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -76,7 +77,7 @@ pub async fn post_report(
 
 pub async fn post_commits(
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    ValidPath(project): ValidPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -118,7 +119,7 @@ pub(super) fn grid_query(pairs: &[(String, String)]) -> Result<(GridFilter, u32)
 
 pub async fn grid(
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    ValidPath(project): ValidPath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let project = find_project(&state, &project).await?;
@@ -179,7 +180,7 @@ pub(super) async fn load_cell(
 
 pub async fn cell(
     State(state): State<AppState>,
-    Path((project, stream, kernel, sha)): Path<(String, String, String, String)>,
+    ValidPath((project, stream, kernel, sha)): ValidPath<(String, String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         load_cell(&state, &project, &stream, &kernel, &sha).await?,
@@ -251,7 +252,7 @@ pub(super) async fn load_breakages(
 
 pub async fn breakages(
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    ValidPath(project): ValidPath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (project, _, breakages) = load_breakages(&state, &project, &pairs).await?;
@@ -271,7 +272,7 @@ pub(super) async fn load_kernel(
 
 pub async fn kernel(
     State(state): State<AppState>,
-    Path((project, stream, kernel)): Path<(String, String, String)>,
+    ValidPath((project, stream, kernel)): ValidPath<(String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(load_kernel(&state, &project, &stream, &kernel).await?))
 }
@@ -288,7 +289,7 @@ pub(super) async fn load_commit(
 
 pub async fn commit(
     State(state): State<AppState>,
-    Path((project, sha)): Path<(String, String)>,
+    ValidPath((project, sha)): ValidPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(load_commit(&state, &project, &sha).await?))
 }
@@ -309,7 +310,7 @@ pub(super) async fn load_signature(
 
 pub async fn signature(
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    ValidPath((project, id)): ValidPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(load_signature(&state, &project, &id).await?))
 }

@@ -1,6 +1,7 @@
 //! HTTP: the JSON API under `/api/v1`, the pages, and static files.
 
 mod api;
+mod extract;
 mod pages;
 
 use crate::config::Config;

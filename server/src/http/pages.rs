@@ -3,9 +3,10 @@
 use super::api::{
     find_project, grid_query, load_breakages, load_cell, load_commit, load_kernel, load_signature,
 };
+use super::extract::ValidPath;
 use super::AppState;
 use crate::error::{ApiError, PageError};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse};
 
 pub async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> {
@@ -15,9 +16,10 @@ pub async fn home(State(state): State<AppState>) -> Result<Html<String>, PageErr
 
 pub async fn grid(
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    path: Result<ValidPath<String>, ApiError>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Html<String>, PageError> {
+    let ValidPath(project) = path?;
     let project = find_project(&state, &project).await?;
     let (filter, page) = grid_query(&pairs)?;
     let per_page = state.config.grid_commits;
@@ -29,17 +31,19 @@ pub async fn grid(
 
 pub async fn cell(
     State(state): State<AppState>,
-    Path((project, stream, kernel, sha)): Path<(String, String, String, String)>,
+    path: Result<ValidPath<(String, String, String, String)>, ApiError>,
 ) -> Result<Html<String>, PageError> {
+    let ValidPath((project, stream, kernel, sha)) = path?;
     let detail = load_cell(&state, &project, &stream, &kernel, &sha).await?;
     Ok(Html(trellis_app::pages::render_cell(detail)))
 }
 
 pub async fn breakages(
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    path: Result<ValidPath<String>, ApiError>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Html<String>, PageError> {
+    let ValidPath(project) = path?;
     let (project, query, breakages) = load_breakages(&state, &project, &pairs).await?;
     let filter = (
         query.stream,
@@ -53,8 +57,9 @@ pub async fn breakages(
 
 pub async fn kernel(
     State(state): State<AppState>,
-    Path((project, stream, kernel)): Path<(String, String, String)>,
+    path: Result<ValidPath<(String, String, String)>, ApiError>,
 ) -> Result<Html<String>, PageError> {
+    let ValidPath((project, stream, kernel)) = path?;
     Ok(Html(trellis_app::pages::render_kernel(
         load_kernel(&state, &project, &stream, &kernel).await?,
     )))
@@ -62,8 +67,9 @@ pub async fn kernel(
 
 pub async fn commit(
     State(state): State<AppState>,
-    Path((project, sha)): Path<(String, String)>,
+    path: Result<ValidPath<(String, String)>, ApiError>,
 ) -> Result<Html<String>, PageError> {
+    let ValidPath((project, sha)) = path?;
     Ok(Html(trellis_app::pages::render_commit(
         load_commit(&state, &project, &sha).await?,
     )))
@@ -71,8 +77,9 @@ pub async fn commit(
 
 pub async fn signature(
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    path: Result<ValidPath<(String, String)>, ApiError>,
 ) -> Result<Html<String>, PageError> {
+    let ValidPath((project, id)) = path?;
     Ok(Html(trellis_app::pages::render_signature(
         load_signature(&state, &project, &id).await?,
     )))
