@@ -36,7 +36,7 @@ pub enum StorageError {
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+enum Backend {
     Sqlite,
     Postgres,
 }
@@ -45,9 +45,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Storage {
     pool: AnyPool,
-    backend: Backend,
-    /// SQLite allows one writer at a time; taking turns here avoids "database is locked" retries.
-    /// PostgreSQL writers run concurrently.
+    /// SQLite allows one writer at a time; taking turns here (the report writer, history pushes,
+    /// runner changes) avoids "database is locked" retries. PostgreSQL needs no turns.
     write_turn: Option<Arc<Mutex<()>>>,
     queue: ingest::IngestQueue,
     grid_cache: Arc<cache::RevisionCache<(i64, u32, u32), read::GridData>>,
@@ -97,18 +96,13 @@ impl Storage {
         let write_turn = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let ids = Arc::new(std::sync::Mutex::new(ingest::KnownIds::default()));
         Ok(Storage {
-            queue: ingest::IngestQueue::start(pool.clone(), ids.clone(), write_turn.clone()),
+            queue: ingest::IngestQueue::start(pool.clone(), ids, write_turn.clone()),
             pool,
-            backend,
             write_turn,
             grid_cache: Arc::default(),
             breakage_cache: Arc::default(),
             refreshing: Arc::default(),
         })
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     /// Waits for this process's turn to write (SQLite only).
