@@ -79,7 +79,8 @@ fn bisect_view(
 }
 
 /// What a breakage is, where it starts and ends, and what to test next.
-pub(super) fn breakage_card(project: &str, d: BreakageDetail) -> impl IntoView {
+/// `now` (epoch milliseconds) dates how long open breakages have been open.
+pub(super) fn breakage_card(project: &str, d: BreakageDetail, now: i64) -> impl IntoView {
     let b: Breakage = d.breakage;
     let state = if b.open { "open" } else { "fixed" };
     let fixed = match (&b.fixed_by_commit, &b.fixed_by_kernel) {
@@ -92,9 +93,11 @@ pub(super) fn breakage_card(project: &str, d: BreakageDetail) -> impl IntoView {
         ),
         _ => None,
     };
-    let ttf = b
-        .time_to_fix_ms
-        .map(|ms| format!(" after {}", duration(ms)));
+    let ttf = match (b.open, b.time_to_fix_ms, b.opened_at) {
+        (false, Some(ms), _) => Some(format!(" after {}", duration(ms))),
+        (true, _, Some(opened)) => Some(format!(" · open for {}", duration(now - opened))),
+        _ => None,
+    };
     let opened = b.opened_at.map(|t| format!("opened {}", format_ms(t)));
     let signature = b.signature.clone().map(|s| {
         view! { <p class="signature"><a href=paths::signature(project, &s)><code>{s.clone()}</code></a></p> }
@@ -147,6 +150,7 @@ pub fn render_breakages(
     project: Project,
     breakages: Vec<BreakageDetail>,
     filter: (Option<String>, Option<String>, Option<bool>),
+    now: i64,
 ) -> String {
     document(move || {
         let name = project.name.clone();
@@ -158,7 +162,7 @@ pub fn render_breakages(
         };
         let cards = breakages
             .into_iter()
-            .map(|d| breakage_card(&name, d))
+            .map(|d| breakage_card(&name, d, now))
             .collect_view();
         view! {
             <Shell title=format!("Breakages · {name}") demo=project.demo>

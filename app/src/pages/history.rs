@@ -8,7 +8,7 @@ use trellis_domain::breakage::Breakage;
 use trellis_domain::kernel::stream_label;
 use trellis_domain::project::{format_ms, CommitChanges, KernelHistory, SignatureCells};
 
-pub fn render_kernel(h: KernelHistory) -> String {
+pub fn render_kernel(h: KernelHistory, now: i64) -> String {
     document(move || {
         let project = h.project.name.clone();
         let kernel = h.kernel.kernel.clone();
@@ -36,7 +36,7 @@ pub fn render_kernel(h: KernelHistory) -> String {
         let cards = h
             .breakages
             .into_iter()
-            .map(|d| breakage_card(&project, d))
+            .map(|d| breakage_card(&project, d, now))
             .collect_view();
         view! {
             <Shell title=uname.clone() demo=h.project.demo>

@@ -6,6 +6,7 @@ use super::api::{
 use super::extract::ValidPath;
 use super::AppState;
 use crate::error::{ApiError, PageError};
+use crate::storage::now_ms;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse};
 
@@ -51,7 +52,10 @@ pub async fn breakages(
         query.open,
     );
     Ok(Html(trellis_app::pages::render_breakages(
-        project, breakages, filter,
+        project,
+        breakages,
+        filter,
+        now_ms(),
     )))
 }
 
@@ -62,6 +66,7 @@ pub async fn kernel(
     let ValidPath((project, stream, kernel)) = path?;
     Ok(Html(trellis_app::pages::render_kernel(
         load_kernel(&state, &project, &stream, &kernel).await?,
+        now_ms(),
     )))
 }
 
