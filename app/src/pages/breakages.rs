@@ -11,6 +11,15 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
 }
 
+/// "1 kernel", "3 kernels".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn duration(ms: i64) -> String {
     let h = ms / 3_600_000;
     if h >= 48 {
@@ -131,10 +140,10 @@ pub(super) fn breakage_card(project: &str, d: BreakageDetail, now: i64) -> impl 
                 "first failing: kernel " {kernel_link(project, &b.stream, &b.first_bad_kernel)}
                 " at commit " {commit_link(project, &b.first_bad_commit)}
                 {format!(
-                    " · {} kernels × {} commits, {} failing cells",
-                    b.kernels.len(),
-                    b.commits.len(),
-                    b.failing_cells
+                    " · {} × {}, {}",
+                    count(b.kernels.len(), "kernel"),
+                    count(b.commits.len(), "commit"),
+                    count(b.failing_cells, "failing cell")
                 )}
             </p>
             <p class="times">{opened}" "{fixed}{ttf}</p>
