@@ -1,9 +1,10 @@
 //! `make bench`: measures a real `trellis` server (release build, its own process and database).
 //!
-//! 1. Generates ~200 real RHEL kernel versions x 300 commits, logs of 4-20 KB with kbuild errors.
+//! 1. Generates ~200 real RHEL kernel versions x 300 commits (`--commits N` for more: 5000 gives
+//!    1M reports), logs of 4-20 KB with kbuild errors.
 //! 2. Ingests reports for the newest 50 commits over HTTP with concurrent clients, then times the
 //!    grid page (200 kernels x 50 commits) from the `Server-Timing` header.
-//! 3. Ingests the older 250 commits' reports (6x the history) and times the grid again: the grid
+//! 3. Ingests the older commits' reports (6x the history by default) and times the grid again: the grid
 //!    reads per-cell summaries, so its time must not grow with history.
 //! 4. Reports ingest throughput and latency, grid times and the server's resident memory.
 
@@ -14,12 +15,13 @@ use std::time::{Duration, Instant};
 
 const KERNELS: &str = include_str!("../../server/demo/kernels.txt");
 const N_KERNELS: usize = 200;
-const N_COMMITS: usize = 300;
 const GRID_COMMITS: usize = 50;
 const CLIENTS: usize = 32;
 const GRID_SAMPLES: usize = 100;
 
 struct Args {
+    /// Commits of history with a report on every kernel (300 by default; 5000 gives 1M reports).
+    commits: usize,
     site_root: String,
     database_url: Option<String>,
     bin: String,
@@ -29,18 +31,27 @@ fn args() -> Args {
     let mut site_root = "target/site".to_string();
     let mut database_url = None;
     let mut bin = "target/release/trellis".to_string();
+    let mut commits = 300;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--site-root" => site_root = it.next().expect("--site-root DIR"),
             "--database-url" => database_url = it.next(),
             "--bin" => bin = it.next().expect("--bin PATH"),
+            "--commits" => {
+                commits = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n > GRID_COMMITS)
+                    .expect("--commits N (> 50)")
+            }
             other => panic!(
                 "unknown argument {other}; use --site-root DIR, --database-url URL, --bin PATH"
             ),
         }
     }
     Args {
+        commits,
         site_root,
         database_url,
         bin,
@@ -244,12 +255,13 @@ async fn cold_grid_times(
     base: &str,
     token: &str,
     kernels: &[String],
+    newest_commit: usize,
 ) -> Vec<f64> {
     let mut times = Vec::new();
     for i in 0..20 {
         let body = serde_json::json!({
             "project": "bench", "kernel": {"version": kernels[i % kernels.len()]},
-            "commit": {"sha": sha(N_COMMITS - 1)}, "status": "pass",
+            "commit": {"sha": sha(newest_commit)}, "status": "pass",
             "started_at": "2026-11-26T11:00:00Z", "finished_at": "2026-11-26T11:01:00Z",
             "run_id": format!("cold-{i}"),
         });
@@ -293,7 +305,7 @@ async fn main() {
     }
 
     let kernels = kernels();
-    let commits: Vec<serde_json::Value> = (0..N_COMMITS)
+    let commits: Vec<serde_json::Value> = (0..args.commits)
         .map(|i| serde_json::json!({"sha": sha(i), "parents": if i == 0 { vec![] } else { vec![sha(i - 1)] }, "subject": format!("bench commit {i}")}))
         .collect();
     let t = Instant::now();
@@ -312,7 +324,7 @@ async fn main() {
     let history_ms = t.elapsed().as_secs_f64() * 1000.0;
 
     // Phase 1: the newest 50 commits on every kernel.
-    let newest: Vec<(String, usize)> = (N_COMMITS - GRID_COMMITS..N_COMMITS)
+    let newest: Vec<(String, usize)> = (args.commits - GRID_COMMITS..args.commits)
         .flat_map(|c| kernels.iter().map(move |k| (k.clone(), c)))
         .collect();
     let n1 = newest.len();
@@ -320,13 +332,13 @@ async fn main() {
     let (grid1, bytes) = grid_times(&client, &server.base).await;
 
     // Phase 2: six times the history behind them.
-    let older: Vec<(String, usize)> = (0..N_COMMITS - GRID_COMMITS)
+    let older: Vec<(String, usize)> = (0..args.commits - GRID_COMMITS)
         .flat_map(|c| kernels.iter().map(move |k| (k.clone(), c)))
         .collect();
     let n2 = older.len();
     let (rate2, lat2) = ingest(&client, &server.base, &token, older).await;
     let (grid2, _) = grid_times(&client, &server.base).await;
-    let cold = cold_grid_times(&client, &server.base, &token, &kernels).await;
+    let cold = cold_grid_times(&client, &server.base, &token, &kernels, args.commits - 1).await;
     // Breakages are recomputed from every cell after a change (the grid does not wait for it).
     let (breakage_ms, breakage_bytes) = timed_get(
         &client,
@@ -346,7 +358,7 @@ async fn main() {
     println!("{:<60} {:>12}", "measure", "value");
     println!("{}", "-".repeat(73));
     line(
-        format!("push history ({N_COMMITS} commits, one request)"),
+        format!("push history ({} commits, one request)", args.commits),
         history_ms,
         "ms",
     );

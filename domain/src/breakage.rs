@@ -10,6 +10,7 @@ use crate::kernel::stream_label;
 use crate::status::CellState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// What the grid knows about one cell, as breakage detection needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +18,8 @@ pub struct CellFacts {
     pub kernel_id: i64,
     pub commit_id: i64,
     pub state: CellState,
-    /// Signature of the latest failing report, if any.
-    pub signature: Option<String>,
+    /// Signature of the latest failing report, if any (shared: many cells show the same one).
+    pub signature: Option<Arc<str>>,
     /// Epoch milliseconds of the first failing / passing report.
     pub first_fail_at: Option<i64>,
     pub first_pass_at: Option<i64>,
@@ -550,7 +551,7 @@ mod tests {
                     commit_id: ci as i64 + 1,
                     state,
                     signature: (state == CellState::Fail)
-                        .then(|| "compat.h: error: boom".to_string()),
+                        .then(|| Arc::from("compat.h: error: boom")),
                     first_fail_at: matches!(state, CellState::Fail | CellState::Flaky).then_some(t),
                     first_pass_at: matches!(state, CellState::Pass | CellState::Flaky).then_some(t),
                 });

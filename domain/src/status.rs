@@ -127,10 +127,17 @@ pub struct CellSummary {
 
 impl CellSummary {
     pub fn state(&self) -> CellState {
-        if self.counts.pass > 0 && self.counts.fail > 0 {
+        CellState::of(self.counts.pass, self.counts.fail, self.latest_status)
+    }
+}
+
+impl CellState {
+    /// A cell's state from its pass and fail counts and its latest status.
+    pub fn of(passes: i64, fails: i64, latest: Status) -> CellState {
+        if passes > 0 && fails > 0 {
             return CellState::Flaky;
         }
-        match self.latest_status {
+        match latest {
             Status::Pass => CellState::Pass,
             Status::Fail => CellState::Fail,
             Status::Error => CellState::Error,

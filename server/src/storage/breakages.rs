@@ -3,7 +3,7 @@
 //! lets a background task catch up instead of waiting for it.
 
 use super::read::{cell_from, column_from, kernel_from};
-use super::{Result, Storage};
+use super::{Result, Storage, StorageError};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -14,13 +14,14 @@ pub(super) struct ProjectBreakages {
     by_stream: BTreeMap<String, Arc<Vec<Breakage>>>,
     all: Arc<Vec<Breakage>>,
 }
+use futures_util::TryStreamExt;
 use trellis_domain::grid::{CommitColumn, KernelRow};
 use trellis_domain::kernel::{stream_cmp, stream_label};
 use trellis_domain::project::{
     BreakageDetail, CommitChanges, KernelHistory, Project, SignatureCell, SignatureCells,
     StreamChange,
 };
-use trellis_domain::{CellState, Kernel};
+use trellis_domain::{CellState, Kernel, Status};
 
 impl Storage {
     pub(super) async fn revision(&self, project_id: i64) -> Result<i64> {
@@ -148,29 +149,41 @@ impl Storage {
         .collect()
     }
 
+    /// The cells of one stream, as breakage detection needs them. Rows are streamed and kept in
+    /// compact form (signatures shared), so a stream of a million cells stays small in memory.
     async fn stream_cells(&self, project: &Project, stream: &str) -> Result<Vec<CellFacts>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {}, first_fail_at, first_pass_at FROM cells JOIN kernels k ON k.id = cells.kernel_id
-             WHERE cells.project_id = $1 AND k.stream = $2",
-            prefixed_cell_columns()
-        )))
+        let mut rows = sqlx::query(
+            "SELECT c.kernel_id, c.commit_id, c.n_pass, c.n_fail, c.latest_status, c.latest_signature,
+                    c.first_fail_at, c.first_pass_at
+             FROM cells c JOIN kernels k ON k.id = c.kernel_id WHERE c.project_id = $1 AND k.stream = $2",
+        )
         .bind(project.id)
         .bind(stream)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let cell = cell_from(row)?;
-            Ok(CellFacts {
-                kernel_id: cell.kernel_id,
-                commit_id: cell.commit_id,
-                state: cell.summary.state(),
-                signature: cell.summary.signature,
+        .fetch(&self.pool);
+        let mut signatures: HashMap<String, Arc<str>> = HashMap::new();
+        let mut cells = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            let latest: String = row.try_get("latest_status")?;
+            let latest = Status::parse(&latest)
+                .ok_or_else(|| StorageError::Corrupt(format!("unknown status {latest:?}")))?;
+            let signature = row
+                .try_get::<Option<String>, _>("latest_signature")?
+                .map(|s| {
+                    signatures
+                        .entry(s)
+                        .or_insert_with_key(|s| Arc::from(s.as_str()))
+                        .clone()
+                });
+            cells.push(CellFacts {
+                kernel_id: row.try_get("kernel_id")?,
+                commit_id: row.try_get("commit_id")?,
+                state: CellState::of(row.try_get("n_pass")?, row.try_get("n_fail")?, latest),
+                signature,
                 first_fail_at: row.try_get("first_fail_at")?,
                 first_pass_at: row.try_get("first_pass_at")?,
-            })
-        })
-        .collect()
+            });
+        }
+        Ok(cells)
     }
 
     /// The breakages computed last (possibly a few reports old); a stale or missing set is
