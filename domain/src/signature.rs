@@ -89,7 +89,8 @@ pub fn normalise(line: &str) -> String {
     let line = line
         .trim()
         .replace(['‘', '’', '`', '´'], "'")
-        .replace(['“', '”'], "\"");
+        .replace(['“', '”'], "\"")
+        .replace(|c: char| c.is_control(), " ");
     let mut out = Vec::new();
     for word in line.split_whitespace() {
         out.push(normalise_word(word));
@@ -231,6 +232,7 @@ mod tests {
             "make: *** [scripts/Makefile.build: main.o] Error 1"
         );
         assert_eq!(extract("all good\n"), None);
+        assert_eq!(normalise("a.c: error: x\u{1f}y\u{7}z"), "a.c: error: x y z");
         let fatal = "/builds/q/src/compat/compat.h:9:10: fatal error: linux/siphash.h: No such file or directory";
         assert_eq!(
             extract(fatal).unwrap().signature,

@@ -149,39 +149,36 @@ impl Storage {
         .collect()
     }
 
-    /// The cells of one stream, as breakage detection needs them. Rows are streamed and kept in
-    /// compact form (signatures shared), so a stream of a million cells stays small in memory.
+    /// The cells of one stream, as breakage detection needs them. sqlx's `Any` driver costs a
+    /// few microseconds a row, so the cells come packed one row per kernel (a million-cell
+    /// stream in well under a second); signatures are shared, not copied per cell.
     async fn stream_cells(&self, project: &Project, stream: &str) -> Result<Vec<CellFacts>> {
         let mut rows = sqlx::query(
-            "SELECT c.kernel_id, c.commit_id, c.n_pass, c.n_fail, c.latest_status, c.latest_signature,
-                    c.first_fail_at, c.first_pass_at
-             FROM cells c JOIN kernels k ON k.id = c.kernel_id WHERE c.project_id = $1 AND k.stream = $2",
+            "SELECT c.kernel_id, string_agg(
+                    CAST(c.commit_id AS TEXT) || ':' || CAST(c.n_pass AS TEXT) || ':' || CAST(c.n_fail AS TEXT)
+                    || ':' || c.latest_status || ':' || COALESCE(CAST(c.first_fail_at AS TEXT), '')
+                    || ':' || COALESCE(CAST(c.first_pass_at AS TEXT), '') || ':' || COALESCE(c.latest_signature, ''),
+                    $3) AS packed
+             FROM cells c JOIN kernels k ON k.id = c.kernel_id WHERE c.project_id = $1 AND k.stream = $2
+             GROUP BY c.kernel_id",
         )
         .bind(project.id)
         .bind(stream)
+        .bind(CELL_SEPARATOR.to_string())
         .fetch(&self.pool);
-        let mut signatures: HashMap<String, Arc<str>> = HashMap::new();
+        let mut signatures: HashMap<&str, Arc<str>> = HashMap::new();
         let mut cells = Vec::new();
+        let mut packed_rows = Vec::new();
         while let Some(row) = rows.try_next().await? {
-            let latest: String = row.try_get("latest_status")?;
-            let latest = Status::parse(&latest)
-                .ok_or_else(|| StorageError::Corrupt(format!("unknown status {latest:?}")))?;
-            let signature = row
-                .try_get::<Option<String>, _>("latest_signature")?
-                .map(|s| {
-                    signatures
-                        .entry(s)
-                        .or_insert_with_key(|s| Arc::from(s.as_str()))
-                        .clone()
-                });
-            cells.push(CellFacts {
-                kernel_id: row.try_get("kernel_id")?,
-                commit_id: row.try_get("commit_id")?,
-                state: CellState::of(row.try_get("n_pass")?, row.try_get("n_fail")?, latest),
-                signature,
-                first_fail_at: row.try_get("first_fail_at")?,
-                first_pass_at: row.try_get("first_pass_at")?,
-            });
+            packed_rows.push((
+                row.try_get::<i64, _>("kernel_id")?,
+                row.try_get::<String, _>("packed")?,
+            ));
+        }
+        for (kernel_id, packed) in &packed_rows {
+            for cell in packed.split(CELL_SEPARATOR) {
+                cells.push(unpack_cell(*kernel_id, cell, &mut signatures)?);
+            }
         }
         Ok(cells)
     }
@@ -439,10 +436,92 @@ impl Storage {
     }
 }
 
+/// Separates packed cells; signatures never hold control characters (see `signature::normalise`).
+const CELL_SEPARATOR: char = '\u{1f}';
+
+/// One packed cell: `commit:passes:fails:latest_status:first_fail_at:first_pass_at:signature`.
+fn unpack_cell<'a>(
+    kernel_id: i64,
+    packed: &'a str,
+    signatures: &mut HashMap<&'a str, Arc<str>>,
+) -> Result<CellFacts> {
+    let corrupt = || StorageError::Corrupt(format!("packed cell {packed:?}"));
+    let mut parts = packed.splitn(7, ':');
+    let mut next = || parts.next().ok_or_else(corrupt);
+    let number = |s: &str| s.parse::<i64>().map_err(|_| corrupt());
+    let optional = |s: &str| {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            number(s).map(Some)
+        }
+    };
+    let commit_id = number(next()?)?;
+    let passes = number(next()?)?;
+    let fails = number(next()?)?;
+    let latest = Status::parse(next()?).ok_or_else(corrupt)?;
+    let first_fail_at = optional(next()?)?;
+    let first_pass_at = optional(next()?)?;
+    let signature = next()?;
+    let signature = (!signature.is_empty()).then(|| {
+        signatures
+            .entry(signature)
+            .or_insert_with(|| Arc::from(signature))
+            .clone()
+    });
+    Ok(CellFacts {
+        kernel_id,
+        commit_id,
+        state: CellState::of(passes, fails, latest),
+        signature,
+        first_fail_at,
+        first_pass_at,
+    })
+}
+
 fn prefixed_cell_columns() -> String {
     super::read::CELL_COLUMNS
         .split(", ")
         .map(|c| format!("cells.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_cells_unpack_with_colons_in_signatures_and_missing_times() {
+        let mut signatures = HashMap::new();
+        let cell = unpack_cell(
+            7,
+            "12:1:1:fail:1000::compat.h: error: #error \"x: y\"",
+            &mut signatures,
+        )
+        .unwrap();
+        assert_eq!(
+            (cell.kernel_id, cell.commit_id, cell.state),
+            (7, 12, CellState::Flaky)
+        );
+        assert_eq!((cell.first_fail_at, cell.first_pass_at), (Some(1000), None));
+        assert_eq!(
+            cell.signature.as_deref(),
+            Some("compat.h: error: #error \"x: y\"")
+        );
+        let again = unpack_cell(
+            8,
+            "13:0:1:fail:5:6:compat.h: error: #error \"x: y\"",
+            &mut signatures,
+        )
+        .unwrap();
+        assert!(Arc::ptr_eq(
+            cell.signature.as_ref().unwrap(),
+            again.signature.as_ref().unwrap()
+        ));
+        let pass = unpack_cell(7, "14:2:0:pass::9:", &mut signatures).unwrap();
+        assert_eq!((pass.state, pass.signature), (CellState::Pass, None));
+        assert!(unpack_cell(7, "14:2:0:maybe::9:", &mut signatures).is_err());
+        assert!(unpack_cell(7, "14:2", &mut signatures).is_err());
+    }
 }
