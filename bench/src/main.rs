@@ -345,6 +345,7 @@ async fn main() {
         &format!("{}/api/v1/projects/bench/breakages", server.base),
     )
     .await;
+    let (home_ms, _) = timed_get(&client, &format!("{}/", server.base)).await;
     let (rss, hwm) = rss_kib(server.child.id());
 
     let backend = if db.starts_with("sqlite") {
@@ -409,6 +410,7 @@ async fn main() {
         breakage_ms,
         "ms",
     );
+    line("home page (projects with health)".into(), home_ms, "ms");
     line(
         "grid page size, uncompressed".into(),
         bytes as f64 / 1024.0,
