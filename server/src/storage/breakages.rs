@@ -1,20 +1,17 @@
-//! Breakages, computed by the domain from all of a project's cell summaries and cached per
-//! project revision. The grid only marks breakage starts, so it uses the latest computed set and
-//! lets a background task catch up instead of waiting for it.
+//! Breakages, computed by the domain from the cell summaries of each stream, cached per project
+//! revision and recomputed only for the streams that changed. The grid only marks breakage
+//! starts, so it uses the latest computed set and lets a background task catch up instead of
+//! waiting for it. Also the pages built on breakages: kernel history, commit changes, signatures.
 
-use super::read::{cell_from, column_from, kernel_from};
+use super::read::{
+    cell_from, column_from, kernel_from, CELL_COLUMNS, COMMIT_COLUMNS, KERNEL_COLUMNS,
+};
 use super::{Result, Storage, StorageError};
+use futures_util::TryStreamExt;
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use trellis_domain::breakage::{find_breakages, sort_for_display, Breakage, CellFacts};
-
-/// A project's breakages, kept per stream so that a change recomputes only its stream.
-pub(super) struct ProjectBreakages {
-    by_stream: BTreeMap<String, Arc<Vec<Breakage>>>,
-    all: Arc<Vec<Breakage>>,
-}
-use futures_util::TryStreamExt;
 use trellis_domain::grid::{CommitColumn, KernelRow};
 use trellis_domain::kernel::{stream_cmp, stream_label};
 use trellis_domain::project::{
@@ -22,6 +19,12 @@ use trellis_domain::project::{
     StreamChange,
 };
 use trellis_domain::{CellState, Kernel, Status};
+
+/// A project's breakages, kept per stream so that a change recomputes only its stream.
+pub(super) struct ProjectBreakages {
+    by_stream: BTreeMap<String, Arc<Vec<Breakage>>>,
+    all: Arc<Vec<Breakage>>,
+}
 
 impl Storage {
     pub(super) async fn revision(&self, project_id: i64) -> Result<i64> {
@@ -36,6 +39,11 @@ impl Storage {
     /// Only the streams whose cells changed since the last computation are recomputed.
     pub async fn breakages(&self, project: &Project) -> Result<Arc<Vec<Breakage>>> {
         let revision = self.revision(project.id).await?;
+        self.breakages_at(project, revision).await
+    }
+
+    /// The breakages as of `revision`, read by the caller.
+    async fn breakages_at(&self, project: &Project, revision: i64) -> Result<Arc<Vec<Breakage>>> {
         let cached = self.breakage_cache.latest(&project.id);
         if let Some((seen, known)) = &cached {
             if *seen == revision {
@@ -125,9 +133,9 @@ impl Storage {
     }
 
     pub(super) async fn project_kernels(&self, project: &Project) -> Result<Vec<KernelRow>> {
-        sqlx::query(
-            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
-        )
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KERNEL_COLUMNS} FROM kernels WHERE project_id = $1"
+        )))
         .bind(project.id)
         .fetch_all(&self.pool)
         .await?
@@ -137,10 +145,9 @@ impl Storage {
     }
 
     async fn commits_in_git_order(&self, project: &Project) -> Result<Vec<CommitColumn>> {
-        sqlx::query(
-            "SELECT id, sha, subject, author, committed_at FROM commits WHERE project_id = $1
-             ORDER BY generation, committed_at, id",
-        )
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 ORDER BY generation, committed_at, id"
+        )))
         .bind(project.id)
         .fetch_all(&self.pool)
         .await?
@@ -185,22 +192,22 @@ impl Storage {
 
     /// The breakages computed last (possibly a few reports old); a stale or missing set is
     /// recomputed in the background.
-    pub(super) async fn recent_breakages(
+    pub(super) fn recent_breakages(
         &self,
         project: &Project,
-    ) -> Result<Option<Arc<Vec<Breakage>>>> {
-        let revision = self.revision(project.id).await?;
+        revision: i64,
+    ) -> Option<Arc<Vec<Breakage>>> {
         let latest = self.breakage_cache.latest(&project.id);
         if latest.as_ref().is_none_or(|(r, _)| *r != revision) && self.start_refresh(project.id) {
             let (storage, project) = (self.clone(), project.clone());
             tokio::spawn(async move {
-                if let Err(e) = storage.breakages(&project).await {
+                if let Err(e) = storage.breakages_at(&project, revision).await {
                     tracing::warn!("breakage refresh of {} failed: {e}", project.name);
                 }
                 storage.end_refresh(project.id);
             });
         }
-        Ok(latest.map(|(_, b)| b.all.clone()))
+        latest.map(|(_, b)| b.all.clone())
     }
 
     fn start_refresh(&self, project_id: i64) -> bool {
@@ -299,19 +306,15 @@ impl Storage {
             Some(sha) => self.commit(&project, &sha).await?,
             None => None,
         };
-        let kernels: HashMap<i64, KernelRow> = sqlx::query(
-            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1",
-        )
-        .bind(project.id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| kernel_from(r).map(|k| (k.id, k)))
-        .collect::<Result<_>>()?;
+        let kernels: HashMap<i64, KernelRow> = self
+            .project_kernels(&project)
+            .await?
+            .into_iter()
+            .map(|k| (k.id, k))
+            .collect();
         let states = |commit_id: i64| async move {
             sqlx::query(AssertSqlSafe(format!(
-                "SELECT {} FROM cells WHERE commit_id = $1",
-                super::read::CELL_COLUMNS
+                "SELECT {CELL_COLUMNS} FROM cells WHERE commit_id = $1"
             )))
             .bind(commit_id)
             .fetch_all(&self.pool)
@@ -376,7 +379,7 @@ impl Storage {
         id: &str,
     ) -> Result<Option<SignatureCells>> {
         let rows = sqlx::query(
-            "SELECT r.signature, r.kernel_id, k.stream, k.version, k.release, k.arch, k.variant, c.sha,
+            "SELECT r.signature, r.kernel_id AS id, k.stream, k.version, k.release, k.arch, k.variant, c.sha,
                     CAST(MAX(r.finished_at) AS BIGINT) AS last_seen, CAST(MIN(r.finished_at) AS BIGINT) AS first_seen
              FROM reports r JOIN kernels k ON k.id = r.kernel_id JOIN commits c ON c.id = r.commit_id
              WHERE r.project_id = $1 AND r.signature_hash = $2
@@ -394,16 +397,10 @@ impl Storage {
         let mut cells = Vec::new();
         let mut first_seen = i64::MAX;
         let mut oldest: BTreeMap<String, Kernel> = BTreeMap::new();
-        let mut kernel_ids = std::collections::HashSet::new();
+        let mut kernel_ids = HashSet::new();
         for r in &rows {
-            let kernel = Kernel {
-                stream: r.try_get("stream")?,
-                version: r.try_get("version")?,
-                release: r.try_get("release")?,
-                arch: r.try_get("arch")?,
-                variant: r.try_get("variant")?,
-            };
-            kernel_ids.insert(r.try_get::<i64, _>("kernel_id")?);
+            let KernelRow { id, kernel } = kernel_from(r)?;
+            kernel_ids.insert(id);
             first_seen = first_seen.min(r.try_get("first_seen")?);
             let slot = oldest
                 .entry(kernel.stream.clone())
@@ -480,7 +477,7 @@ fn unpack_cell<'a>(
 }
 
 fn prefixed_cell_columns() -> String {
-    super::read::CELL_COLUMNS
+    CELL_COLUMNS
         .split(", ")
         .map(|c| format!("cells.{c}"))
         .collect::<Vec<_>>()

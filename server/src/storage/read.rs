@@ -100,8 +100,11 @@ pub(super) struct GridData {
     has_older: bool,
 }
 
+/// The columns `cell_from`, `kernel_from` and `column_from` read.
 pub(super) const CELL_COLUMNS: &str =
     "kernel_id, commit_id, n_pass, n_fail, n_error, n_skip, latest_status, latest_report_id, latest_finished_at, latest_signature";
+pub(super) const KERNEL_COLUMNS: &str = "id, stream, version, release, arch, variant";
+pub(super) const COMMIT_COLUMNS: &str = "id, sha, subject, author, committed_at";
 const COMMIT_ORDER: &str = "ORDER BY generation DESC, committed_at DESC, id DESC";
 
 impl Storage {
@@ -169,7 +172,7 @@ impl Storage {
     /// How the newest commit (in git order) that has any report fares.
     async fn latest_health(&self, project_id: i64) -> Result<Option<CommitHealth>> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT id, sha, subject, author, committed_at FROM commits c WHERE project_id = $1
+            "SELECT {COMMIT_COLUMNS} FROM commits c WHERE project_id = $1
              AND EXISTS (SELECT 1 FROM cells WHERE cells.commit_id = c.id) {COMMIT_ORDER} LIMIT 1"
         )))
         .bind(project_id)
@@ -226,7 +229,7 @@ impl Storage {
                 data
             }
         };
-        let starts = match self.recent_breakages(project).await? {
+        let starts = match self.recent_breakages(project, revision) {
             Some(breakages) => breakages
                 .iter()
                 .map(|b| (b.start_kernel_id, b.start_commit_id))
@@ -253,13 +256,13 @@ impl Storage {
         data: &GridData,
         seen: i64,
     ) -> Result<Option<GridData>> {
-        if self.history_changed_since(project, seen).await? {
+        if data.columns.is_empty() || self.history_changed_since(project, seen).await? {
             return Ok(None);
         }
         let mut kernels = data.kernels.clone();
-        let new_kernels = sqlx::query(
-            "SELECT id, stream, version, release, arch, variant FROM kernels WHERE project_id = $1 AND revision > $2",
-        )
+        let new_kernels = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KERNEL_COLUMNS} FROM kernels WHERE project_id = $1 AND revision > $2"
+        )))
         .bind(project.id)
         .bind(seen)
         .fetch_all(&self.pool)
@@ -269,9 +272,6 @@ impl Storage {
             if !kernels.iter().any(|known| known.id == k.id) {
                 kernels.push(k);
             }
-        }
-        if data.columns.is_empty() {
-            return Ok(None);
         }
         let sql = format!(
             "SELECT {CELL_COLUMNS} FROM cells WHERE project_id = $1 AND revision > $2 AND commit_id IN ({})",
@@ -309,7 +309,7 @@ impl Storage {
     async fn load_grid(&self, project: &Project, page: u32, per_page: u32) -> Result<GridData> {
         let kernels = self.project_kernels(project).await?;
         let mut columns = sqlx::query(AssertSqlSafe(format!(
-            "SELECT id, sha, subject, author, committed_at FROM commits WHERE project_id = $1 {COMMIT_ORDER} LIMIT $2 OFFSET $3"
+            "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 {COMMIT_ORDER} LIMIT $2 OFFSET $3"
         )))
         .bind(project.id)
         .bind(i64::from(per_page) + 1)
@@ -349,10 +349,10 @@ impl Storage {
 
     /// Finds a kernel of a project by stream and `uname -r`.
     pub async fn kernel(&self, project: &Project, kernel: &Kernel) -> Result<Option<KernelRow>> {
-        let row = sqlx::query(
-            "SELECT id, stream, version, release, arch, variant FROM kernels
-             WHERE project_id = $1 AND stream = $2 AND version = $3 AND release = $4 AND arch = $5 AND variant = $6",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KERNEL_COLUMNS} FROM kernels
+             WHERE project_id = $1 AND stream = $2 AND version = $3 AND release = $4 AND arch = $5 AND variant = $6"
+        )))
         .bind(project.id)
         .bind(&kernel.stream)
         .bind(&kernel.version)
@@ -365,11 +365,13 @@ impl Storage {
     }
 
     pub async fn commit(&self, project: &Project, sha: &str) -> Result<Option<CommitColumn>> {
-        let row = sqlx::query("SELECT id, sha, subject, author, committed_at FROM commits WHERE project_id = $1 AND sha = $2")
-            .bind(project.id)
-            .bind(sha)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 AND sha = $2"
+        )))
+        .bind(project.id)
+        .bind(sha)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(column_from).transpose()
     }
 
