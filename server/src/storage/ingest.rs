@@ -1,7 +1,8 @@
 //! Storing reports. Concurrent reports are written in batches ("group commit"): one writer task
-//! takes every report waiting, stores each inside its own savepoint, and commits them together,
-//! so one durable commit (one fsync on SQLite) serves many reports. Every runner still gets its
-//! answer only after the commit that holds its report.
+//! takes every report waiting and stores them in one transaction, so one durable commit (one
+//! fsync on SQLite) serves many reports. If any report of a batch fails, the batch is replayed
+//! with one savepoint per report. Every runner gets its answer only after the commit that holds
+//! its report.
 
 use super::commits::{bump_revision, ensure_commit, ensure_project};
 use super::{is_unique_violation, now_ms, Result, StorageError};
@@ -29,7 +30,9 @@ pub enum Ingested {
     Duplicate(i64),
 }
 
-/// Ids of rows that are never deleted or renumbered, so they can be remembered safely.
+/// Ids of rows that are never deleted or renumbered, so they can be remembered safely. The
+/// writer keeps the committed ones; ids learned inside a batch (or a report's savepoint) are
+/// kept apart until that commits.
 #[derive(Default)]
 pub(super) struct KnownIds {
     projects: HashMap<String, i64>,
@@ -37,29 +40,16 @@ pub(super) struct KnownIds {
     commits: HashMap<(i64, String), i64>,
 }
 
-/// Ids learned inside one not-yet-committed job; kept only if the job (and its batch) commits.
-#[derive(Default)]
-struct Learned {
-    projects: Vec<(String, i64)>,
-    kernels: Vec<((i64, Kernel), i64)>,
-    commits: Vec<((i64, String), i64)>,
-}
-
-impl Learned {
-    fn absorb(&mut self, other: Learned) {
+impl KnownIds {
+    fn absorb(&mut self, other: KnownIds) {
         self.projects.extend(other.projects);
         self.kernels.extend(other.kernels);
         self.commits.extend(other.commits);
     }
 }
 
-impl KnownIds {
-    fn remember(&mut self, learned: Learned) {
-        self.projects.extend(learned.projects);
-        self.kernels.extend(learned.kernels);
-        self.commits.extend(learned.commits);
-    }
-}
+/// Ids learned in the current batch or report, not committed yet.
+type Learned = KnownIds;
 
 struct Job {
     runner_id: i64,
@@ -166,7 +156,7 @@ impl Writer {
         match self.fill_batch(&mut tx, batch, careful, &mut learned).await {
             Ok(outcomes) => {
                 tx.commit().await?;
-                self.ids.lock().expect("id cache lock").remember(learned);
+                self.ids.lock().expect("id cache lock").absorb(learned);
                 Ok(outcomes)
             }
             Err(e) => {
@@ -278,30 +268,22 @@ impl Writer {
         }
     }
 
+    /// An id already committed, or learned earlier in this batch.
+    fn known(&self, learned: &Learned, find: impl Fn(&KnownIds) -> Option<i64>) -> Option<i64> {
+        find(&self.ids.lock().expect("id cache lock")).or_else(|| find(learned))
+    }
+
     async fn project_id(
         &self,
         tx: &mut Transaction<'static, Any>,
         name: &str,
         learned: &mut Learned,
     ) -> Result<i64> {
-        let known = self
-            .ids
-            .lock()
-            .expect("id cache lock")
-            .projects
-            .get(name)
-            .copied();
-        if let Some(id) = known.or_else(|| {
-            learned
-                .projects
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, id)| *id)
-        }) {
+        if let Some(id) = self.known(learned, |ids| ids.projects.get(name).copied()) {
             return Ok(id);
         }
         let id = ensure_project(tx, name).await?;
-        learned.projects.push((name.to_string(), id));
+        learned.projects.insert(name.to_string(), id);
         Ok(id)
     }
 
@@ -315,21 +297,12 @@ impl Writer {
         mine: &mut Learned,
     ) -> Result<i64> {
         let report = &job.report;
-        let known =
-            |f: &dyn Fn(&KnownIds) -> Option<i64>| f(&self.ids.lock().expect("id cache lock"));
-
         let kernel_key = (project_id, report.kernel.clone());
-        let kernel_id = match known(&|k| k.kernels.get(&kernel_key).copied()).or_else(|| {
-            batch
-                .kernels
-                .iter()
-                .find(|(key, _)| *key == kernel_key)
-                .map(|(_, id)| *id)
-        }) {
+        let kernel_id = match self.known(batch, |ids| ids.kernels.get(&kernel_key).copied()) {
             Some(id) => id,
             None => {
                 let id = ensure_kernel(tx, project_id, &report.kernel, revision).await?;
-                mine.kernels.push((kernel_key, id));
+                mine.kernels.insert(kernel_key, id);
                 id
             }
         };
@@ -341,18 +314,14 @@ impl Writer {
             && c.committed_at.is_none()
             && c.parents.is_none();
         let commit_key = (project_id, c.sha.clone());
-        let cached = known(&|k| k.commits.get(&commit_key).copied()).or_else(|| {
-            batch
-                .commits
-                .iter()
-                .find(|(key, _)| *key == commit_key)
-                .map(|(_, id)| *id)
-        });
-        let commit_id = match cached.filter(|_| bare) {
+        let cached = bare
+            .then(|| self.known(batch, |ids| ids.commits.get(&commit_key).copied()))
+            .flatten();
+        let commit_id = match cached {
             Some(id) => id,
             None => {
                 let id = ensure_commit(tx, project_id, c, revision).await?;
-                mine.commits.push((commit_key, id));
+                mine.commits.insert(commit_key, id);
                 id
             }
         };
