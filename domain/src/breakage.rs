@@ -60,6 +60,49 @@ impl Attribution {
     }
 }
 
+/// Which breakages to list. Lives in the page URL: `?stream=el8&attribution=kernel&state=open`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakageFilter {
+    pub stream: Option<String>,
+    pub attribution: Option<Attribution>,
+    /// `Some(true)`: open ones only; `Some(false)`: fixed ones only.
+    pub open: Option<bool>,
+}
+
+impl BreakageFilter {
+    /// Builds a filter from URL query pairs; empty values mean "any", unknown keys are ignored.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<BreakageFilter, String> {
+        let mut f = BreakageFilter::default();
+        for (k, v) in pairs.into_iter().filter(|(_, v)| !v.is_empty()) {
+            match k {
+                "stream" => f.stream = Some(v.to_string()),
+                "attribution" => {
+                    f.attribution = Some(Attribution::parse(v).ok_or_else(|| {
+                        format!("attribution={v:?}: use module, kernel, both or unknown")
+                    })?)
+                }
+                "state" => {
+                    f.open = Some(match v {
+                        "open" => true,
+                        "fixed" => false,
+                        _ => return Err(format!("state={v:?}: use open or fixed")),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn keeps(&self, b: &Breakage) -> bool {
+        self.stream.as_ref().is_none_or(|s| *s == b.stream)
+            && self.attribution.is_none_or(|a| a == b.attribution)
+            && self.open.is_none_or(|o| o == b.open)
+    }
+}
+
 /// Where to look next on one axis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BisectHint {
@@ -709,6 +752,34 @@ mod tests {
         let b = &run(&unknown)[0];
         assert_eq!(b.attribution, Attribution::Unknown);
         assert!(b.open && b.commit_bisect.is_none() && b.kernel_bisect.is_none());
+    }
+
+    #[test]
+    fn filter_reads_the_url_and_keeps_what_it_names() {
+        let s = scenario(
+            "el9",
+            &[
+                ("5.14.0-1.el9.x86_64", "PPP"),
+                ("5.14.0-2.el9.x86_64", "FFF"),
+                ("5.14.0-3.el9.x86_64", "FFF"),
+            ],
+        );
+        let b = &run(&s)[0];
+        let f = |pairs: &[(&str, &str)]| BreakageFilter::from_pairs(pairs.iter().copied()).unwrap();
+        assert!(f(&[]).keeps(b));
+        assert!(f(&[
+            ("stream", "el9"),
+            ("attribution", "kernel"),
+            ("state", "open"),
+            ("x", "y")
+        ])
+        .keeps(b));
+        assert!(!f(&[("stream", "el8")]).keeps(b));
+        assert!(!f(&[("attribution", "module")]).keeps(b));
+        assert!(!f(&[("state", "fixed")]).keeps(b));
+        assert!(f(&[("attribution", ""), ("state", "")]).keeps(b));
+        assert!(BreakageFilter::from_pairs([("attribution", "cosmic")]).is_err());
+        assert!(BreakageFilter::from_pairs([("state", "closed")]).is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use super::{document, Shell};
 use crate::paths;
 use leptos::prelude::*;
-use trellis_domain::breakage::{BisectHint, Breakage};
+use trellis_domain::breakage::{Attribution, BisectHint, Breakage, BreakageFilter};
+use trellis_domain::grid::StreamOption;
 use trellis_domain::project::{format_ms, BreakageDetail, Project};
 use trellis_domain::Kernel;
 
@@ -158,17 +159,24 @@ pub(super) fn breakage_card(project: &str, d: BreakageDetail, now: i64) -> impl 
 pub fn render_breakages(
     project: Project,
     breakages: Vec<BreakageDetail>,
-    filter: (Option<String>, Option<String>, Option<bool>),
+    filter: BreakageFilter,
+    streams: Vec<StreamOption>,
     now: i64,
 ) -> String {
     document(move || {
         let name = project.name.clone();
         let open = breakages.iter().filter(|b| b.breakage.open).count();
         let total = breakages.len();
-        let (stream, attribution, state) = filter;
-        let option = |value: &'static str, current: Option<&str>| {
-            view! { <option value=value selected=current == Some(value)>{value}</option> }
-        };
+        let attribution = filter.attribution.map(Attribution::as_str);
+        let causes = ["module", "kernel", "both", "unknown"]
+            .map(|value| view! { <option value=value selected=attribution == Some(value)>{value}</option> });
+        let stream_options = streams
+            .into_iter()
+            .map(|s| {
+                let selected = filter.stream.as_deref() == Some(s.stream.as_str());
+                view! { <option value=s.stream.clone() selected=selected>{s.label}</option> }
+            })
+            .collect_view();
         let cards = breakages
             .into_iter()
             .map(|d| breakage_card(&name, d, now))
@@ -178,21 +186,23 @@ pub fn render_breakages(
                 <nav class="crumbs"><a href=paths::project(&name)>{name.clone()}</a>" / breakages"</nav>
                 <h1>"Breakages"</h1>
                 <form class="filters" method="get">
-                    <label>"Stream " <input type="text" name="stream" value=stream.clone().unwrap_or_default() placeholder="e.g. el8" /></label>
+                    <label>"Stream "
+                        <select name="stream">
+                            <option value="">"any"</option>
+                            {stream_options}
+                        </select>
+                    </label>
                     <label>"Cause "
                         <select name="attribution">
                             <option value="">"any"</option>
-                            {option("module", attribution.as_deref())}
-                            {option("kernel", attribution.as_deref())}
-                            {option("both", attribution.as_deref())}
-                            {option("unknown", attribution.as_deref())}
+                            {causes}
                         </select>
                     </label>
                     <label>"State "
                         <select name="state">
                             <option value="">"any"</option>
-                            <option value="open" selected=state == Some(true)>"open"</option>
-                            <option value="fixed" selected=state == Some(false)>"fixed"</option>
+                            <option value="open" selected=filter.open == Some(true)>"open"</option>
+                            <option value="fixed" selected=filter.open == Some(false)>"fixed"</option>
                         </select>
                     </label>
                     <button type="submit">"Apply"</button>

@@ -1,6 +1,7 @@
 //! JSON API handlers: thin wrappers over `ingest` and `storage`.
 
 use super::extract::ValidPath;
+use super::load;
 use super::AppState;
 use crate::error::ApiError;
 use crate::ingest;
@@ -11,13 +12,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
-use trellis_domain::breakage::{Attribution, Breakage};
-use trellis_domain::grid::GridFilter;
-use trellis_domain::grid::{CommitColumn, KernelRow};
-use trellis_domain::project::{
-    BreakageDetail, CellDetail, CommitChanges, KernelHistory, Project, SignatureCells,
-};
-use trellis_domain::Kernel;
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Runner, ApiError> {
     let token = headers
@@ -95,87 +89,13 @@ pub async fn projects(State(state): State<AppState>) -> Result<impl IntoResponse
     ))
 }
 
-pub(super) async fn find_project(state: &AppState, name: &str) -> Result<Project, ApiError> {
-    state
-        .storage
-        .project(name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no project named {name:?}")))
-}
-
-/// Filter and page from the query string, shared by the grid page and the grid API.
-pub(super) fn grid_query(pairs: &[(String, String)]) -> Result<(GridFilter, u32), ApiError> {
-    let filter = GridFilter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let page = match pairs.iter().rev().find(|(k, _)| k == "page") {
-        None => 0,
-        Some((_, v)) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|p| *p <= 100_000)
-            .ok_or_else(|| ApiError::BadRequest(format!("page={v:?} is not a page number")))?,
-    };
-    Ok((filter, page))
-}
-
 pub async fn grid(
     State(state): State<AppState>,
     ValidPath(project): ValidPath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let project = find_project(&state, &project).await?;
-    let (filter, page) = grid_query(&pairs)?;
-    let grid = state
-        .storage
-        .grid(&project, filter, page, state.config.grid_commits)
-        .await?;
+    let (project, grid) = load::grid(&state, &project, &pairs).await?;
     Ok(Json(json!({ "project": project, "grid": grid })))
-}
-
-async fn find_kernel(
-    state: &AppState,
-    project: &Project,
-    stream: &str,
-    kernel: &str,
-) -> Result<KernelRow, ApiError> {
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "{} has no kernel {kernel:?} in stream {stream:?}",
-            project.name
-        ))
-    };
-    let parsed = Kernel::parse(kernel, None, Some(stream)).map_err(|_| not_found())?;
-    state
-        .storage
-        .kernel(project, &parsed)
-        .await?
-        .ok_or_else(not_found)
-}
-
-async fn find_commit(
-    state: &AppState,
-    project: &Project,
-    sha: &str,
-) -> Result<CommitColumn, ApiError> {
-    let sha = trellis_domain::report::parse_sha(sha).map_err(ApiError::BadRequest)?;
-    state
-        .storage
-        .commit(project, &sha)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{} has no commit {sha}", project.name)))
-}
-
-/// Loads one cell: project, kernel (by stream and `uname -r`) and commit.
-pub(super) async fn load_cell(
-    state: &AppState,
-    project: &str,
-    stream: &str,
-    kernel: &str,
-    sha: &str,
-) -> Result<CellDetail, ApiError> {
-    let project = find_project(state, project).await?;
-    let kernel = find_kernel(state, &project, stream, kernel).await?;
-    let commit = find_commit(state, &project, sha).await?;
-    Ok(state.storage.cell(project, kernel, commit).await?)
 }
 
 pub async fn cell(
@@ -183,71 +103,8 @@ pub async fn cell(
     ValidPath((project, stream, kernel, sha)): ValidPath<(String, String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
-        load_cell(&state, &project, &stream, &kernel, &sha).await?,
+        load::cell(&state, &project, &stream, &kernel, &sha).await?,
     ))
-}
-
-/// Which breakages to list: `?stream=el8&attribution=kernel&state=open`.
-pub(super) struct BreakageQuery {
-    pub stream: Option<String>,
-    pub attribution: Option<Attribution>,
-    pub open: Option<bool>,
-}
-
-impl BreakageQuery {
-    pub(super) fn parse(pairs: &[(String, String)]) -> Result<BreakageQuery, ApiError> {
-        let mut q = BreakageQuery {
-            stream: None,
-            attribution: None,
-            open: None,
-        };
-        for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
-            match k.as_str() {
-                "stream" => q.stream = Some(v.clone()),
-                "attribution" => {
-                    q.attribution = Some(Attribution::parse(v).ok_or_else(|| {
-                        ApiError::BadRequest(format!(
-                            "attribution={v:?}: use module, kernel, both or unknown"
-                        ))
-                    })?)
-                }
-                "state" => {
-                    q.open = Some(match v.as_str() {
-                        "open" => true,
-                        "fixed" => false,
-                        _ => {
-                            return Err(ApiError::BadRequest(format!(
-                                "state={v:?}: use open or fixed"
-                            )))
-                        }
-                    })
-                }
-                _ => {}
-            }
-        }
-        Ok(q)
-    }
-
-    pub(super) fn keeps(&self, b: &Breakage) -> bool {
-        self.stream.as_ref().is_none_or(|s| *s == b.stream)
-            && self.attribution.is_none_or(|a| a == b.attribution)
-            && self.open.is_none_or(|o| o == b.open)
-    }
-}
-
-/// The breakages a query asks for, with the query (the page shows it back).
-pub(super) async fn load_breakages(
-    state: &AppState,
-    project: &str,
-    pairs: &[(String, String)],
-) -> Result<(Project, BreakageQuery, Vec<BreakageDetail>), ApiError> {
-    let project = find_project(state, project).await?;
-    let query = BreakageQuery::parse(pairs)?;
-    let breakages = state
-        .storage
-        .breakage_details(&project, |b| query.keeps(b))
-        .await?;
-    Ok((project, query, breakages))
 }
 
 pub async fn breakages(
@@ -255,64 +112,31 @@ pub async fn breakages(
     ValidPath(project): ValidPath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (project, _, breakages) = load_breakages(&state, &project, &pairs).await?;
+    let (project, _, breakages, _) = load::breakages(&state, &project, &pairs).await?;
     Ok(Json(json!({ "project": project, "breakages": breakages })))
-}
-
-pub(super) async fn load_kernel(
-    state: &AppState,
-    project: &str,
-    stream: &str,
-    kernel: &str,
-) -> Result<KernelHistory, ApiError> {
-    let project = find_project(state, project).await?;
-    let row = find_kernel(state, &project, stream, kernel).await?;
-    Ok(state.storage.kernel_history(project, row).await?)
 }
 
 pub async fn kernel(
     State(state): State<AppState>,
     ValidPath((project, stream, kernel)): ValidPath<(String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(load_kernel(&state, &project, &stream, &kernel).await?))
-}
-
-pub(super) async fn load_commit(
-    state: &AppState,
-    project: &str,
-    sha: &str,
-) -> Result<CommitChanges, ApiError> {
-    let project = find_project(state, project).await?;
-    let commit = find_commit(state, &project, sha).await?;
-    Ok(state.storage.commit_changes(project, commit).await?)
+    Ok(Json(
+        load::kernel(&state, &project, &stream, &kernel).await?,
+    ))
 }
 
 pub async fn commit(
     State(state): State<AppState>,
     ValidPath((project, sha)): ValidPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(load_commit(&state, &project, &sha).await?))
-}
-
-pub(super) async fn load_signature(
-    state: &AppState,
-    project: &str,
-    id: &str,
-) -> Result<SignatureCells, ApiError> {
-    let project = find_project(state, project).await?;
-    let name = project.name.clone();
-    state
-        .storage
-        .signature_cells(project, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{name} has no failure with signature {id:?}")))
+    Ok(Json(load::commit(&state, &project, &sha).await?))
 }
 
 pub async fn signature(
     State(state): State<AppState>,
     ValidPath((project, id)): ValidPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(load_signature(&state, &project, &id).await?))
+    Ok(Json(load::signature(&state, &project, &id).await?))
 }
 
 pub async fn openapi() -> impl IntoResponse {

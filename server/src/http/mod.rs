@@ -2,6 +2,7 @@
 
 mod api;
 mod extract;
+mod load;
 mod pages;
 
 use crate::config::Config;

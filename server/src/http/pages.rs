@@ -1,9 +1,7 @@
 //! Page handlers: load the read model, hand it to the app's renderer.
 
-use super::api::{
-    find_project, grid_query, load_breakages, load_cell, load_commit, load_kernel, load_signature,
-};
 use super::extract::ValidPath;
+use super::load;
 use super::AppState;
 use crate::error::{ApiError, PageError};
 use crate::storage::now_ms;
@@ -21,12 +19,11 @@ pub async fn grid(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Html<String>, PageError> {
     let ValidPath(project) = path?;
-    let project = find_project(&state, &project).await?;
-    let (filter, page) = grid_query(&pairs)?;
-    let per_page = state.config.grid_commits;
-    let grid = state.storage.grid(&project, filter, page, per_page).await?;
+    let (project, grid) = load::grid(&state, &project, &pairs).await?;
     Ok(Html(trellis_app::pages::render_grid(
-        project, grid, per_page,
+        project,
+        grid,
+        state.config.grid_commits,
     )))
 }
 
@@ -35,7 +32,7 @@ pub async fn cell(
     path: Result<ValidPath<(String, String, String, String)>, ApiError>,
 ) -> Result<Html<String>, PageError> {
     let ValidPath((project, stream, kernel, sha)) = path?;
-    let detail = load_cell(&state, &project, &stream, &kernel, &sha).await?;
+    let detail = load::cell(&state, &project, &stream, &kernel, &sha).await?;
     Ok(Html(trellis_app::pages::render_cell(detail)))
 }
 
@@ -45,16 +42,12 @@ pub async fn breakages(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Html<String>, PageError> {
     let ValidPath(project) = path?;
-    let (project, query, breakages) = load_breakages(&state, &project, &pairs).await?;
-    let filter = (
-        query.stream,
-        query.attribution.map(|a| a.as_str().to_string()),
-        query.open,
-    );
+    let (project, filter, breakages, streams) = load::breakages(&state, &project, &pairs).await?;
     Ok(Html(trellis_app::pages::render_breakages(
         project,
         breakages,
         filter,
+        streams,
         now_ms(),
     )))
 }
@@ -65,7 +58,7 @@ pub async fn kernel(
 ) -> Result<Html<String>, PageError> {
     let ValidPath((project, stream, kernel)) = path?;
     Ok(Html(trellis_app::pages::render_kernel(
-        load_kernel(&state, &project, &stream, &kernel).await?,
+        load::kernel(&state, &project, &stream, &kernel).await?,
         now_ms(),
     )))
 }
@@ -76,7 +69,7 @@ pub async fn commit(
 ) -> Result<Html<String>, PageError> {
     let ValidPath((project, sha)) = path?;
     Ok(Html(trellis_app::pages::render_commit(
-        load_commit(&state, &project, &sha).await?,
+        load::commit(&state, &project, &sha).await?,
     )))
 }
 
@@ -86,7 +79,7 @@ pub async fn signature(
 ) -> Result<Html<String>, PageError> {
     let ValidPath((project, id)) = path?;
     Ok(Html(trellis_app::pages::render_signature(
-        load_signature(&state, &project, &id).await?,
+        load::signature(&state, &project, &id).await?,
     )))
 }
 

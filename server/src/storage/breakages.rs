@@ -227,14 +227,12 @@ impl Storage {
 
 impl Storage {
     /// Breakages for display, each with the error excerpt of its first failing cell.
-    pub async fn breakage_details(
+    pub async fn with_excerpts(
         &self,
-        project: &Project,
-        keep: impl Fn(&Breakage) -> bool,
+        breakages: impl Iterator<Item = &Breakage>,
     ) -> Result<Vec<BreakageDetail>> {
-        let all = self.breakages(project).await?;
         let mut out = Vec::new();
-        for b in all.iter().filter(|b| keep(b)) {
+        for b in breakages {
             let row = sqlx::query(
                 "SELECT error_line, excerpt FROM reports WHERE kernel_id = $1 AND commit_id = $2 AND excerpt IS NOT NULL
                  ORDER BY finished_at DESC, id DESC LIMIT 1",
@@ -277,10 +275,12 @@ impl Storage {
             .collect::<Result<Vec<_>>>()?;
         let uname = kernel.kernel.uname();
         let stream = kernel.kernel.stream.clone();
+        let all = self.breakages(&project).await?;
         let breakages = self
-            .breakage_details(&project, |b| {
-                b.stream == stream && b.kernels.contains(&uname)
-            })
+            .with_excerpts(
+                all.iter()
+                    .filter(|b| b.stream == stream && b.kernels.contains(&uname)),
+            )
             .await?;
         Ok(KernelHistory {
             project,

@@ -1,0 +1,167 @@
+//! Loading what a request names (project, kernel, commit, filters) into read models. The JSON
+//! handlers in `api` and the page handlers in `pages` share these, so both answer alike.
+
+use super::AppState;
+use crate::error::ApiError;
+use trellis_domain::breakage::BreakageFilter;
+use trellis_domain::grid::{CommitColumn, Grid, GridFilter, KernelRow, StreamOption};
+use trellis_domain::kernel::{stream_cmp, stream_label};
+use trellis_domain::project::{
+    BreakageDetail, CellDetail, CommitChanges, KernelHistory, Project, SignatureCells,
+};
+use trellis_domain::Kernel;
+
+async fn project_named(state: &AppState, name: &str) -> Result<Project, ApiError> {
+    state
+        .storage
+        .project(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no project named {name:?}")))
+}
+
+/// Filter and page from the query string, shared by the grid page and the grid API.
+fn grid_query(pairs: &[(String, String)]) -> Result<(GridFilter, u32), ApiError> {
+    let filter = GridFilter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let page = match pairs.iter().rev().find(|(k, _)| k == "page") {
+        None => 0,
+        Some((_, v)) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p <= 100_000)
+            .ok_or_else(|| ApiError::BadRequest(format!("page={v:?} is not a page number")))?,
+    };
+    Ok((filter, page))
+}
+
+/// The grid page a query asks for.
+pub(super) async fn grid(
+    state: &AppState,
+    project: &str,
+    pairs: &[(String, String)],
+) -> Result<(Project, Grid), ApiError> {
+    let project = project_named(state, project).await?;
+    let (filter, page) = grid_query(pairs)?;
+    let grid = state
+        .storage
+        .grid(&project, filter, page, state.config.grid_commits)
+        .await?;
+    Ok((project, grid))
+}
+
+async fn find_kernel(
+    state: &AppState,
+    project: &Project,
+    stream: &str,
+    kernel: &str,
+) -> Result<KernelRow, ApiError> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "{} has no kernel {kernel:?} in stream {stream:?}",
+            project.name
+        ))
+    };
+    let parsed = Kernel::parse(kernel, None, Some(stream)).map_err(|_| not_found())?;
+    state
+        .storage
+        .kernel(project, &parsed)
+        .await?
+        .ok_or_else(not_found)
+}
+
+async fn find_commit(
+    state: &AppState,
+    project: &Project,
+    sha: &str,
+) -> Result<CommitColumn, ApiError> {
+    let sha = trellis_domain::report::parse_sha(sha).map_err(ApiError::BadRequest)?;
+    state
+        .storage
+        .commit(project, &sha)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{} has no commit {sha}", project.name)))
+}
+
+/// Loads one cell: project, kernel (by stream and `uname -r`) and commit.
+pub(super) async fn cell(
+    state: &AppState,
+    project: &str,
+    stream: &str,
+    kernel: &str,
+    sha: &str,
+) -> Result<CellDetail, ApiError> {
+    let project = project_named(state, project).await?;
+    let kernel = find_kernel(state, &project, stream, kernel).await?;
+    let commit = find_commit(state, &project, sha).await?;
+    Ok(state.storage.cell(project, kernel, commit).await?)
+}
+
+/// The breakages a query asks for, with the filter (the page shows it back) and the streams
+/// that have breakages (the page offers them).
+pub(super) async fn breakages(
+    state: &AppState,
+    project: &str,
+    pairs: &[(String, String)],
+) -> Result<
+    (
+        Project,
+        BreakageFilter,
+        Vec<BreakageDetail>,
+        Vec<StreamOption>,
+    ),
+    ApiError,
+> {
+    let project = project_named(state, project).await?;
+    let filter = BreakageFilter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(ApiError::BadRequest)?;
+    let all = state.storage.breakages(&project).await?;
+    let mut streams: Vec<&str> = all.iter().map(|b| b.stream.as_str()).collect();
+    streams.sort_by(|a, b| stream_cmp(a, b));
+    streams.dedup();
+    let streams = streams
+        .into_iter()
+        .map(|s| StreamOption {
+            stream: s.to_string(),
+            label: stream_label(s),
+        })
+        .collect();
+    let details = state
+        .storage
+        .with_excerpts(all.iter().filter(|b| filter.keeps(b)))
+        .await?;
+    Ok((project, filter, details, streams))
+}
+
+pub(super) async fn kernel(
+    state: &AppState,
+    project: &str,
+    stream: &str,
+    kernel: &str,
+) -> Result<KernelHistory, ApiError> {
+    let project = project_named(state, project).await?;
+    let row = find_kernel(state, &project, stream, kernel).await?;
+    Ok(state.storage.kernel_history(project, row).await?)
+}
+
+pub(super) async fn commit(
+    state: &AppState,
+    project: &str,
+    sha: &str,
+) -> Result<CommitChanges, ApiError> {
+    let project = project_named(state, project).await?;
+    let commit = find_commit(state, &project, sha).await?;
+    Ok(state.storage.commit_changes(project, commit).await?)
+}
+
+pub(super) async fn signature(
+    state: &AppState,
+    project: &str,
+    id: &str,
+) -> Result<SignatureCells, ApiError> {
+    let project = project_named(state, project).await?;
+    let name = project.name.clone();
+    state
+        .storage
+        .signature_cells(project, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{name} has no failure with signature {id:?}")))
+}
