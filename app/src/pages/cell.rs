@@ -1,4 +1,4 @@
-use super::{document, Shell};
+use super::{document, state_class, Shell};
 use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::kernel::stream_label;
@@ -71,7 +71,7 @@ pub fn render_cell(cell: CellDetail) -> String {
         let summary = cell.summary.as_ref().map(|s| {
             let state = s.state();
             view! {
-                <p class=format!("summary s-{}", state.as_str())>
+                <p class=format!("summary {}", state_class(state))>
                     {format!("{} {} — {}", state.symbol(), state.as_str(), s.counts.describe())}
                 </p>
             }

@@ -1,10 +1,9 @@
-use super::{document, Shell};
+use super::{document, state_class, Shell};
 use crate::islands::FilterBar;
 use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::grid::{CommitColumn, Grid, GridCell, GridRow};
 use trellis_domain::project::{format_ms, Project};
-use trellis_domain::CellState;
 
 fn column_title(c: &CommitColumn) -> String {
     let mut t = format!("{} {}", c.short_sha(), c.subject.as_deref().unwrap_or(""));
@@ -15,16 +14,6 @@ fn column_title(c: &CommitColumn) -> String {
         t.push_str(&format!(", {}", format_ms(at)));
     }
     t
-}
-
-fn state_class(state: CellState) -> &'static str {
-    match state {
-        CellState::Pass => "s-pass",
-        CellState::Fail => "s-fail",
-        CellState::Error => "s-error",
-        CellState::Skip => "s-skip",
-        CellState::Flaky => "s-flaky",
-    }
 }
 
 /// One cell: empty when untested, else the state's symbol linking to the cell page.

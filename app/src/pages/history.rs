@@ -1,7 +1,7 @@
 //! The kernel, commit and signature pages: one axis of the grid, or one error, at a time.
 
 use super::breakages::breakage_card;
-use super::{document, Shell};
+use super::{document, state_class, Shell};
 use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::breakage::Breakage;
@@ -21,7 +21,7 @@ pub fn render_kernel(h: KernelHistory, now: i64) -> String {
                 let state = cell.state();
                 view! {
                     <tr>
-                        <td class=format!("s-{}", state.as_str())>
+                        <td class=state_class(state)>
                             <a href=format!("{prefix}{}", commit.sha)>{format!("{} {}", state.symbol(), state.as_str())}</a>
                         </td>
                         <td><a href=paths::commit(&project, &commit.sha)><code>{commit.short_sha().to_string()}</code></a></td>

@@ -18,6 +18,7 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::*;
 use leptos::reactive::owner::Owner;
 use std::sync::Arc;
+use trellis_domain::CellState;
 
 /// Where the browser finds the island bundle (`/pkg/trellis.js`, `/pkg/trellis_bg.wasm`).
 pub const OUTPUT_NAME: &str = "trellis";
@@ -28,6 +29,17 @@ fn document(view: impl FnOnce() -> AnyView) -> String {
     let owner = Owner::new_root(Some(Arc::new(SsrSharedContext::new_islands())));
     let html = owner.with(|| view().to_html());
     format!("<!DOCTYPE html>{html}")
+}
+
+/// The CSS class of a cell state (`s-pass`, ...); the stylesheet colours them.
+pub(super) fn state_class(state: CellState) -> &'static str {
+    match state {
+        CellState::Pass => "s-pass",
+        CellState::Fail => "s-fail",
+        CellState::Error => "s-error",
+        CellState::Skip => "s-skip",
+        CellState::Flaky => "s-flaky",
+    }
 }
 
 /// The frame of every page. `islands` adds the hydration script (only the grid needs it).
