@@ -6,12 +6,14 @@
 //! - [`report`]: validation of what runners send, naming every bad field.
 //! - [`log`]: bounding stored logs to head + tail.
 //! - [`signature`]: the first meaningful error of a build log, normalised.
+//! - [`history`]: git order of commits (generation numbers) and the rule that history is a DAG.
 //! - [`grid`]: the kernel x commit grid and its filter.
 //! - [`breakage`]: breakages, their attribution and life, bisect hints on both axes.
 //! - [`project`]: read models of stored projects, cells and reports.
 
 pub mod breakage;
 pub mod grid;
+pub mod history;
 pub mod kernel;
 pub mod log;
 pub mod project;

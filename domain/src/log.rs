@@ -9,6 +9,12 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// Build logs carry binary noise; a NUL is kept as a visible `␀` (U+2400), which every
+/// backend stores and every page shows.
+pub fn make_nul_visible(log: &str) -> String {
+    log.replace('\0', "\u{2400}")
+}
+
 /// A log as stored: the text kept and how many bytes of the original were cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClippedLog {
@@ -48,6 +54,11 @@ pub fn clip(log: &str, limit: usize) -> ClippedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_is_kept_visible() {
+        assert_eq!(make_nul_visible("a\0b\0"), "a\u{2400}b\u{2400}");
+    }
 
     #[test]
     fn short_logs_are_kept_whole() {

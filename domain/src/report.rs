@@ -63,6 +63,10 @@ const MAX_METADATA_VALUE: usize = 1024;
 const MAX_TEXT: usize = 1000;
 const MAX_COMMITS_PER_PUSH: usize = 10_000;
 
+/// Text fields are refused with NUL in them: PostgreSQL cannot store it and no name, subject or
+/// author needs it. Logs instead keep it, made visible (see `log::make_nul_visible`).
+const NUL_MESSAGE: &str = "must not contain NUL (\\u0000) characters";
+
 /// Walks a JSON object and collects every field error instead of stopping at the first.
 struct Fields<'v, 'e> {
     obj: Option<&'v Map<String, Value>>,
@@ -104,6 +108,10 @@ impl<'v, 'e> Fields<'v, 'e> {
     fn opt_str(&mut self, key: &str, max: usize) -> Option<String> {
         match self.get(key) {
             None => None,
+            Some(Value::String(s)) if s.contains('\0') => {
+                self.error(key, NUL_MESSAGE);
+                None
+            }
             Some(Value::String(s)) if s.len() <= max => Some(s.clone()),
             Some(Value::String(_)) => {
                 self.error(key, format!("must be at most {max} bytes"));
@@ -202,6 +210,15 @@ fn commit_info(value: &Value, prefix: &str, errors: &mut Vec<FieldError>) -> Opt
             None
         }
     };
+    if let (Some(sha), Some(parents)) = (&sha, &parents) {
+        if let Some(i) = parents.iter().position(|p| p == sha) {
+            f.error(
+                &format!("parents[{i}]"),
+                "names the commit itself: a commit cannot be its own parent",
+            );
+            return None;
+        }
+    }
     Some(CommitInfo {
         sha: sha?,
         subject,
@@ -274,6 +291,9 @@ fn metadata(value: Option<&Value>, errors: &mut Vec<FieldError>) -> BTreeMap<Str
     }
     for (k, v) in map {
         match v.as_str() {
+            Some(s) if s.contains('\0') || k.contains('\0') => {
+                errors.push(FieldError::new(format!("metadata.{k}"), NUL_MESSAGE))
+            }
             Some(s) if s.len() <= MAX_METADATA_VALUE && k.len() <= 128 => {
                 out.insert(k.clone(), s.to_string());
             }
@@ -303,7 +323,14 @@ impl Report {
         let started_at = f.req_time("started_at");
         let finished_at = f.req_time("finished_at");
         let run_id = f.req_str("run_id", 200);
-        let log = f.opt_str("log", usize::MAX).unwrap_or_default();
+        let log = match f.get("log") {
+            Some(Value::String(log)) => crate::log::make_nul_visible(log),
+            Some(_) => {
+                f.error("log", "must be a string");
+                String::new()
+            }
+            None => String::new(),
+        };
         let kernel_value = f.get("kernel");
         let commit_value = f.get("commit");
         let stages_value = f.get("stages");

@@ -28,6 +28,9 @@ pub struct Config {
     /// Commit columns per grid page.
     #[arg(long, env = "TRELLIS_GRID_COMMITS", default_value_t = 50)]
     pub grid_commits: u32,
+    /// A write running longer than this many seconds makes `/api/v1/health` answer 503.
+    #[arg(long, env = "TRELLIS_WRITER_STALL_SECS", default_value_t = 30)]
+    pub writer_stall_secs: u64,
     /// Seed the labelled demo project when the database is empty.
     #[arg(long, env = "TRELLIS_DEMO")]
     pub demo: bool,
@@ -43,6 +46,7 @@ impl Config {
             max_body_bytes: 16 * 1024 * 1024,
             max_log_bytes: 2 * 1024 * 1024,
             grid_commits: 50,
+            writer_stall_secs: 30,
             demo: false,
         }
     }

@@ -23,9 +23,14 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{} invalid field(s)", .0.len())]
     InvalidFields(Vec<FieldError>),
+    #[error("the service is busy or its database is unavailable; retry in a few seconds")]
+    Unavailable,
     #[error("storage failure")]
     Storage(#[from] StorageError),
 }
+
+/// Seconds a client is asked to wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
@@ -36,6 +41,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,13 +56,25 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::InvalidFields(_) => "invalid_fields",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Storage(e) if e.is_transient() => "unavailable",
             ApiError::Storage(_) => "internal",
         }
     }
 
     fn log_if_internal(&self) {
-        if let ApiError::Storage(e) = self {
-            tracing::error!("storage failure: {e}");
+        match self {
+            ApiError::Storage(e) if e.is_transient() => tracing::warn!("answering 503: {e}"),
+            ApiError::Storage(e) => tracing::error!("storage failure: {e}"),
+            _ => {}
+        }
+    }
+
+    /// What the client is told: transient trouble says so, a real fault says no more than that.
+    fn message(&self) -> String {
+        match self {
+            ApiError::Storage(e) if e.is_transient() => ApiError::Unavailable.to_string(),
+            _ => self.to_string(),
         }
     }
 }
@@ -63,7 +82,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log_if_internal();
-        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        let mut body = json!({ "error": self.code(), "message": self.message() });
         if let ApiError::InvalidFields(fields) = &self {
             body["fields"] = json!(fields);
         }
@@ -73,6 +92,11 @@ impl IntoResponse for ApiError {
                 "www-authenticate",
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", RETRY_AFTER_SECS.into());
         }
         response
     }
@@ -96,7 +120,7 @@ impl IntoResponse for PageError {
             status,
             Html(trellis_app::pages::render_error(
                 status.as_u16(),
-                &self.0.to_string(),
+                &self.0.message(),
             )),
         )
             .into_response()

@@ -2,7 +2,7 @@
 //! seeder both come through here, so demo data takes exactly the path real reports take.
 
 use crate::error::ApiError;
-use crate::storage::{Ingested, LogBlob, Runner, Storage};
+use crate::storage::{Ingested, LogBlob, Pushed, Runner, Storage, StorageError};
 use serde_json::Value;
 use trellis_domain::{log, signature, CommitInfo, Report, Status};
 
@@ -28,7 +28,8 @@ pub async fn submit_report(
         .flatten();
     let blob = LogBlob::compress(&log::clip(&report.log, max_log_bytes), error);
     let page = trellis_app::paths::cell(&report.project, &report.kernel, &report.commit.sha);
-    match storage.ingest_report(runner.id, report, blob).await? {
+    let stored = storage.ingest_report(runner.id, report, blob).await;
+    match stored.map_err(|e| cycle_as_field(e, "commit.parents"))? {
         Ingested::Created(id) => Ok(Receipt {
             id,
             url: format!("{page}#report-{id}"),
@@ -53,7 +54,7 @@ pub async fn push_commits(
     storage: &Storage,
     project: &str,
     body: &Value,
-) -> Result<(usize, usize), ApiError> {
+) -> Result<Pushed, ApiError> {
     if !trellis_domain::report::is_project_name(project) {
         return Err(ApiError::InvalidFields(vec![
             trellis_domain::FieldError::new(
@@ -64,6 +65,19 @@ pub async fn push_commits(
     }
     let commits: Vec<CommitInfo> =
         trellis_domain::report::commits_from_json(body).map_err(ApiError::InvalidFields)?;
-    let new = storage.push_commits(project, &commits).await?;
-    Ok((commits.len(), new))
+    let pushed = storage.push_commits(project, &commits).await;
+    pushed.map_err(|e| cycle_as_field(e, "commits"))
+}
+
+/// A history that would loop is the client's mistake: a 422 that names the commit.
+fn cycle_as_field(e: StorageError, field: &str) -> ApiError {
+    match e {
+        StorageError::HistoryCycle(cycle) => {
+            ApiError::InvalidFields(vec![trellis_domain::FieldError::new(
+                field,
+                cycle.to_string(),
+            )])
+        }
+        e => ApiError::Storage(e),
+    }
 }

@@ -77,9 +77,9 @@ pub async fn post_commits(
 ) -> Result<impl IntoResponse, ApiError> {
     authenticate(&state, &headers).await?;
     let value = json_body(&state, &headers, body).await?;
-    let (received, new) = ingest::push_commits(&state.storage, &project, &value).await?;
+    let pushed = ingest::push_commits(&state.storage, &project, &value).await?;
     Ok(Json(
-        json!({ "project": project, "received": received, "new": new }),
+        json!({ "project": project, "received": pushed.received, "new": pushed.new }),
     ))
 }
 
@@ -143,9 +143,32 @@ pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-pub async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state.storage.is_empty().await?;
-    Ok(Json(json!({ "status": "ok" })))
+/// Reports the database and the writer honestly: 503 when either cannot make progress.
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let database = match state.storage.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let stall = std::time::Duration::from_secs(state.config.writer_stall_secs);
+    let writer = match state.storage.watchdog.oldest_write() {
+        Some(t) if t > stall => format!("stalled: one write has run for {} s", t.as_secs()),
+        _ => "ok".to_string(),
+    };
+    let ok = database == "ok" && writer == "ok";
+    let body = Json(json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "database": database,
+        "writer": writer,
+    }));
+    if ok {
+        (StatusCode::OK, body).into_response()
+    } else {
+        let retry = [(
+            header::RETRY_AFTER,
+            crate::error::RETRY_AFTER_SECS.to_string(),
+        )];
+        (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response()
+    }
 }
 
 pub async fn not_found() -> ApiError {

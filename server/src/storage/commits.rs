@@ -1,10 +1,21 @@
-//! Commit history: upserting commits and keeping their git order (generation numbers).
+//! Commit history: storing commits and keeping their git order (generation numbers, see
+//! `trellis_domain::history`). A push is placed in chunks, each its own short transaction, so a
+//! long history never holds up the report writer for long; commits are placed in sets with a few
+//! queries per chunk rather than a few per commit.
 
 use super::{now_ms, placeholders, Result, Storage};
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, Transaction};
+use std::collections::{HashMap, HashSet};
+use trellis_domain::history::{self, Placed};
 use trellis_domain::CommitInfo;
 
 type Tx<'a> = Transaction<'a, Any>;
+
+/// Commits placed per transaction of a push. A chunk takes a few tens of milliseconds, the
+/// longest a report waits behind a push.
+const PUSH_CHUNK: usize = 500;
+/// Values bound per `IN (...)` list, well under both backends' limits.
+const IN_CHUNK: usize = 500;
 
 pub(super) async fn ensure_project(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
     let row = sqlx::query(
@@ -30,237 +41,359 @@ pub(super) async fn bump_revision(tx: &mut Tx<'_>, project_id: i64) -> Result<i6
     )
 }
 
-/// Inserts or completes a commit and returns its id. A commit's generation is 1 + its parents'
-/// largest; a commit whose parents are not known yet is placed after every known commit (it
-/// most likely is new) until its history arrives.
-pub(super) async fn ensure_commit(
-    tx: &mut Tx<'_>,
-    project_id: i64,
-    commit: &CommitInfo,
-    revision: i64,
-) -> Result<i64> {
-    let existing =
-        sqlx::query("SELECT id, parents_known FROM commits WHERE project_id = $1 AND sha = $2")
-            .bind(project_id)
-            .bind(&commit.sha)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let committed_at = commit.committed_at.map(|t| t.timestamp_millis());
-    let knows_parents = commit.parents.is_some();
-    let generation = generation_of(tx, project_id, commit.parents.as_deref()).await?;
-
-    let (id, update_order) = match existing {
-        Some(row) => {
-            let id: i64 = row.try_get(0)?;
-            let had_parents = row.try_get::<i64, _>(1)? != 0;
-            sqlx::query(
-                "UPDATE commits SET subject = COALESCE($1, subject), author = COALESCE($2, author),
-                 committed_at = COALESCE($3, committed_at), revision = $5
-                 WHERE id = $4 AND (subject IS DISTINCT FROM COALESCE($1, subject)
-                    OR author IS DISTINCT FROM COALESCE($2, author)
-                    OR committed_at IS DISTINCT FROM COALESCE($3, committed_at))",
-            )
-            .bind(&commit.subject)
-            .bind(&commit.author)
-            .bind(committed_at)
-            .bind(id)
-            .bind(revision)
-            .execute(&mut **tx)
-            .await?;
-            (id, knows_parents && !had_parents)
-        }
-        None => {
-            let row = sqlx::query(
-                "INSERT INTO commits (project_id, sha, subject, author, committed_at, generation, parents_known, revision)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(project_id)
-            .bind(&commit.sha)
-            .bind(&commit.subject)
-            .bind(&commit.author)
-            .bind(committed_at)
-            .bind(generation)
-            .bind(i64::from(knows_parents))
-            .bind(revision)
-            .fetch_one(&mut **tx)
-            .await?;
-            (row.try_get(0)?, knows_parents)
-        }
-    };
-
-    if update_order {
-        for parent in commit.parents.iter().flatten() {
-            sqlx::query("INSERT INTO commit_parents (commit_id, parent_sha) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(id)
-                .bind(parent)
-                .execute(&mut **tx)
-                .await?;
-        }
-        sqlx::query(
-            "UPDATE commits SET generation = $1, parents_known = 1, revision = $3 WHERE id = $2",
-        )
-        .bind(generation)
-        .bind(id)
-        .bind(revision)
-        .execute(&mut **tx)
-        .await?;
-        raise_descendants(tx, project_id, &commit.sha, generation, revision).await?;
-    }
-    Ok(id)
+/// A commit as stored.
+struct Stored {
+    id: i64,
+    generation: i64,
+    parents_known: bool,
+    subject: Option<String>,
+    author: Option<String>,
+    committed_at: Option<i64>,
 }
 
-async fn generation_of(
-    tx: &mut Tx<'_>,
+/// What placing a set of commits will write, computed from what is stored.
+struct Plan<'c> {
+    stored: HashMap<String, Stored>,
+    /// Commits to insert, with their generation.
+    new: Vec<(&'c CommitInfo, i64)>,
+    /// Stored commits whose parents are learned now, with their new generation.
+    learned: Vec<(&'c CommitInfo, i64)>,
+    /// Stored commits whose generation rises.
+    lifted: Vec<(String, i64)>,
+}
+
+/// Reads what is stored about `commits` (parents first) and their descendants, and computes
+/// their places. Refuses a set that would make a commit its own ancestor.
+async fn plan<'c>(
+    conn: &mut AnyConnection,
     project_id: i64,
-    parents: Option<&[String]>,
-) -> Result<i64> {
-    let max: Option<i64> = match parents {
-        Some([]) => Some(0),
-        Some(parents) => {
+    commits: &[&'c CommitInfo],
+) -> Result<Plan<'c>> {
+    let mut wanted: Vec<&str> = commits.iter().map(|c| c.sha.as_str()).collect();
+    wanted.extend(
+        commits
+            .iter()
+            .flat_map(|c| c.parents.iter().flatten().map(String::as_str)),
+    );
+    wanted.sort_unstable();
+    wanted.dedup();
+    let stored = read_stored(conn, project_id, &wanted).await?;
+
+    let mut top: Option<i64> = None;
+    let mut placed: HashMap<&str, i64> = HashMap::new();
+    let (mut new, mut learned) = (Vec::new(), Vec::new());
+    for &c in commits {
+        let existing = stored.get(&c.sha);
+        if existing.is_some_and(|s| s.parents_known || c.parents.is_none()) {
+            continue;
+        }
+        let generation = match &c.parents {
+            Some(parents) => {
+                let known = parents.iter().filter_map(|p| {
+                    placed
+                        .get(p.as_str())
+                        .copied()
+                        .or_else(|| stored.get(p).map(|s| s.generation))
+                });
+                known.max().unwrap_or(0) + 1
+            }
+            // No history yet: most likely the newest commit, placed after every known one.
+            None => {
+                let t = match top {
+                    Some(t) => t,
+                    None => max_generation(conn, project_id).await?,
+                };
+                top = Some(t + 1);
+                t + 1
+            }
+        };
+        top = top.map(|t| t.max(generation));
+        placed.insert(&c.sha, generation);
+        match existing {
+            Some(_) => learned.push((c, generation)),
+            None => new.push((c, generation)),
+        }
+    }
+
+    // Commits stored before their parents sit too low: lift them (and theirs) above, and refuse
+    // any new parent that is already a descendant.
+    let mut graph: HashMap<String, Placed> = new
+        .iter()
+        .chain(&learned)
+        .map(|(c, g)| {
+            let parents = c.parents.clone().unwrap_or_default();
+            (
+                c.sha.clone(),
+                Placed {
+                    generation: *g,
+                    parents,
+                },
+            )
+        })
+        .collect();
+    let roots: Vec<String> = graph.keys().cloned().collect();
+    read_descendants(conn, project_id, roots, &mut graph).await?;
+    let moved: HashMap<String, i64> = history::lift(&graph)?.into_iter().collect();
+    for (c, g) in new.iter_mut().chain(learned.iter_mut()) {
+        if let Some(m) = moved.get(&c.sha) {
+            *g = *m;
+        }
+    }
+    let placing: HashSet<&str> = placed.keys().copied().collect();
+    let lifted = moved
+        .into_iter()
+        .filter(|(sha, _)| !placing.contains(sha.as_str()))
+        .collect();
+    Ok(Plan {
+        stored,
+        new,
+        learned,
+        lifted,
+    })
+}
+
+async fn read_stored(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    shas: &[&str],
+) -> Result<HashMap<String, Stored>> {
+    let mut stored = HashMap::with_capacity(shas.len());
+    for chunk in shas.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT sha, id, generation, parents_known, subject, author, committed_at FROM commits
+             WHERE project_id = $1 AND sha IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(project_id);
+        for sha in chunk {
+            q = q.bind(*sha);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let s = Stored {
+                id: row.try_get(1)?,
+                generation: row.try_get(2)?,
+                parents_known: row.try_get::<i64, _>(3)? != 0,
+                subject: row.try_get(4)?,
+                author: row.try_get(5)?,
+                committed_at: row.try_get(6)?,
+            };
+            stored.insert(row.try_get(0)?, s);
+        }
+    }
+    Ok(stored)
+}
+
+async fn max_generation(conn: &mut AnyConnection, project_id: i64) -> Result<i64> {
+    let max: Option<i64> = sqlx::query("SELECT MAX(generation) FROM commits WHERE project_id = $1")
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    Ok(max.unwrap_or(0))
+}
+
+/// Adds every stored descendant of `roots` to `graph`, with the parents through which it was
+/// reached. Each commit is read once, so the walk is bounded by the project's history.
+async fn read_descendants(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    mut frontier: Vec<String>,
+    graph: &mut HashMap<String, Placed>,
+) -> Result<()> {
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for chunk in frontier.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT MAX(generation) FROM commits WHERE project_id = $1 AND sha IN ({})",
-                placeholders(2, parents.len())
+                "SELECT c.sha, c.generation, p.parent_sha FROM commit_parents p
+                 JOIN commits c ON c.id = p.commit_id
+                 WHERE c.project_id = $1 AND p.parent_sha IN ({})",
+                placeholders(2, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(project_id);
-            for p in parents {
-                q = q.bind(p);
+            for sha in chunk {
+                q = q.bind(sha.as_str());
             }
-            q.fetch_one(&mut **tx).await?.try_get::<Option<i64>, _>(0)?
+            for row in q.fetch_all(&mut *conn).await? {
+                let (sha, generation, parent): (String, i64, String) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                let node = graph.entry(sha.clone()).or_insert_with(|| {
+                    next.push(sha);
+                    Placed {
+                        generation,
+                        parents: Vec::new(),
+                    }
+                });
+                if !node.parents.contains(&parent) {
+                    node.parents.push(parent);
+                }
+            }
         }
-        None => sqlx::query("SELECT MAX(generation) FROM commits WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get::<Option<i64>, _>(0)?,
-    };
-    Ok(max.unwrap_or(0) + 1)
-}
-
-/// Children pushed before their parent sit too low; lift them (and theirs) above it.
-async fn raise_descendants(
-    tx: &mut Tx<'_>,
-    project_id: i64,
-    sha: &str,
-    generation: i64,
-    revision: i64,
-) -> Result<()> {
-    let mut pending = vec![(sha.to_string(), generation)];
-    while let Some((parent, gen)) = pending.pop() {
-        let children = sqlx::query(
-            "SELECT c.id, c.sha FROM commit_parents p JOIN commits c ON c.id = p.commit_id
-             WHERE p.parent_sha = $1 AND c.project_id = $2 AND c.generation <= $3",
-        )
-        .bind(&parent)
-        .bind(project_id)
-        .bind(gen)
-        .fetch_all(&mut **tx)
-        .await?;
-        for child in children {
-            let id: i64 = child.try_get(0)?;
-            sqlx::query("UPDATE commits SET generation = $1, revision = $3 WHERE id = $2")
-                .bind(gen + 1)
-                .bind(id)
-                .bind(revision)
-                .execute(&mut **tx)
-                .await?;
-            pending.push((child.try_get(1)?, gen + 1));
-        }
+        frontier = next;
     }
     Ok(())
 }
 
-impl Storage {
-    /// Records pushed history (idempotent). Returns how many commits were new.
-    pub async fn push_commits(&self, project: &str, commits: &[CommitInfo]) -> Result<usize> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        let project_id = ensure_project(&mut tx, project).await?;
-        let revision = bump_revision(&mut tx, project_id).await?;
-        let before = count_commits(&mut tx, project_id).await?;
-        // Oldest first, so each parent is known before its children whatever order was sent.
-        for commit in order_parents_first(commits) {
-            ensure_commit(&mut tx, project_id, commit, revision).await?;
-        }
-        let after = count_commits(&mut tx, project_id).await?;
-        tx.commit().await?;
-        Ok((after - before) as usize)
-    }
+/// Stored commits: the id of each commit placed, and how many were new.
+pub(super) struct Placement {
+    pub ids: HashMap<String, i64>,
+    pub new: usize,
 }
 
-async fn count_commits(tx: &mut Tx<'_>, project_id: i64) -> Result<i64> {
-    Ok(
-        sqlx::query("SELECT COUNT(*) FROM commits WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get(0)?,
-    )
-}
+/// Stores `commits` (parents first) and their places.
+pub(super) async fn place_commits(
+    tx: &mut Tx<'_>,
+    project_id: i64,
+    commits: &[&CommitInfo],
+    revision: i64,
+) -> Result<Placement> {
+    let plan = plan(tx, project_id, commits).await?;
+    let mut ids: HashMap<String, i64> =
+        plan.stored.iter().map(|(s, c)| (s.clone(), c.id)).collect();
+    let mut new = 0;
 
-/// Orders a batch so that every commit comes after its parents within the batch.
-fn order_parents_first(commits: &[CommitInfo]) -> Vec<&CommitInfo> {
-    use std::collections::{HashMap, HashSet};
-    let by_sha: HashMap<&str, &CommitInfo> = commits.iter().map(|c| (c.sha.as_str(), c)).collect();
-    let mut done: HashSet<&str> = HashSet::new();
-    // Commits being expanded: a (bogus) cycle in what a client sent must not loop forever.
-    let mut expanding: HashSet<&str> = HashSet::new();
-    let mut out = Vec::with_capacity(commits.len());
-    for c in commits {
-        // Iterative depth-first walk: visit unvisited parents in the batch before the commit.
-        let mut stack = vec![(c, false)];
-        while let Some((commit, expanded)) = stack.pop() {
-            if done.contains(commit.sha.as_str())
-                || (!expanded && !expanding.insert(commit.sha.as_str()))
-            {
-                continue;
-            }
-            if expanded {
-                done.insert(commit.sha.as_str());
-                out.push(commit);
-                continue;
-            }
-            stack.push((commit, true));
-            for p in commit.parents.iter().flatten() {
-                if let Some(parent) = by_sha
-                    .get(p.as_str())
-                    .filter(|p| !done.contains(p.sha.as_str()))
-                {
-                    stack.push((parent, false));
-                }
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn commit(sha: char, parents: &[char]) -> CommitInfo {
-        CommitInfo {
-            sha: sha.to_string().repeat(40),
-            subject: None,
-            author: None,
-            committed_at: None,
-            parents: Some(parents.iter().map(|p| p.to_string().repeat(40)).collect()),
-        }
-    }
-
-    #[test]
-    fn batches_are_stored_parents_first() {
-        let batch = [
-            commit('c', &['b']),
-            commit('d', &['c', 'a']),
-            commit('a', &[]),
-            commit('b', &['a']),
-        ];
-        let order: String = order_parents_first(&batch)
-            .iter()
-            .map(|c| &c.sha[..1])
+    for rows in plan.new.chunks(100) {
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| format!("($1, $2, {})", placeholders(3 + i * 6, 6)))
             .collect();
-        assert_eq!(order, "abcd");
-        let cycle = [commit('a', &['b']), commit('b', &['a'])];
-        assert_eq!(order_parents_first(&cycle).len(), 2);
+        let sql = format!(
+            "INSERT INTO commits (project_id, revision, sha, subject, author, committed_at, generation, parents_known)
+             VALUES {} ON CONFLICT (project_id, sha) DO NOTHING RETURNING sha, id",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(revision);
+        for (c, generation) in rows {
+            q = q
+                .bind(&c.sha)
+                .bind(&c.subject)
+                .bind(&c.author)
+                .bind(c.committed_at.map(|t| t.timestamp_millis()))
+                .bind(*generation)
+                .bind(i64::from(c.parents.is_some()));
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            ids.insert(row.try_get(0)?, row.try_get(1)?);
+            new += 1;
+        }
+    }
+    // Another process may have stored some of them meanwhile (PostgreSQL); take its ids.
+    let missing: Vec<&str> = plan
+        .new
+        .iter()
+        .map(|(c, _)| c.sha.as_str())
+        .filter(|sha| !ids.contains_key(*sha))
+        .collect();
+    if !missing.is_empty() {
+        let raced = read_stored(tx, project_id, &missing).await?;
+        ids.extend(raced.into_iter().map(|(sha, s)| (sha, s.id)));
+    }
+
+    for (c, generation) in &plan.learned {
+        sqlx::query(
+            "UPDATE commits SET generation = $1, parents_known = 1, revision = $2 WHERE id = $3",
+        )
+        .bind(*generation)
+        .bind(revision)
+        .bind(plan.stored[&c.sha].id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (sha, generation) in &plan.lifted {
+        sqlx::query(
+            "UPDATE commits SET generation = $1, revision = $2 WHERE project_id = $3 AND sha = $4",
+        )
+        .bind(*generation)
+        .bind(revision)
+        .bind(project_id)
+        .bind(sha)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    let edges: Vec<(i64, &str)> = plan
+        .new
+        .iter()
+        .chain(&plan.learned)
+        .flat_map(|(c, _)| {
+            let id = ids[&c.sha];
+            let unique: HashSet<&str> = c.parents.iter().flatten().map(String::as_str).collect();
+            unique.into_iter().map(move |p| (id, p))
+        })
+        .collect();
+    for rows in edges.chunks(IN_CHUNK) {
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| format!("({})", placeholders(1 + i * 2, 2)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO commit_parents (commit_id, parent_sha) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (id, parent) in rows {
+            q = q.bind(*id).bind(*parent);
+        }
+        q.execute(&mut **tx).await?;
+    }
+
+    // A stored commit may learn its subject, author or date later.
+    for &c in commits {
+        let Some(s) = plan.stored.get(&c.sha) else {
+            continue;
+        };
+        let at = c.committed_at.map(|t| t.timestamp_millis());
+        let adds = |new: Option<&String>, old: Option<&String>| new.is_some() && new != old;
+        if adds(c.subject.as_ref(), s.subject.as_ref())
+            || adds(c.author.as_ref(), s.author.as_ref())
+            || (at.is_some() && at != s.committed_at)
+        {
+            sqlx::query(
+                "UPDATE commits SET subject = COALESCE($1, subject), author = COALESCE($2, author),
+                 committed_at = COALESCE($3, committed_at), revision = $4 WHERE id = $5",
+            )
+            .bind(&c.subject)
+            .bind(&c.author)
+            .bind(at)
+            .bind(revision)
+            .bind(s.id)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(Placement { ids, new })
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    pub received: usize,
+    pub new: usize,
+}
+
+impl Storage {
+    /// Records pushed history (idempotent). The whole push is checked first, so a push that
+    /// would form a cycle stores nothing; it is then stored parents first, in chunks.
+    pub async fn push_commits(&self, project: &str, commits: &[CommitInfo]) -> Result<Pushed> {
+        let ordered = history::order_parents_first(commits)?;
+        if let Some(project) = self.project(project).await? {
+            let mut conn = self.pool.acquire().await?;
+            plan(&mut conn, project.id, &ordered).await?;
+        }
+        let mut new = 0;
+        for chunk in ordered.chunks(PUSH_CHUNK) {
+            let _turn = self.write_turn().await;
+            let _writing = self.watchdog.writing();
+            let mut tx = self.pool.begin().await?;
+            let project_id = ensure_project(&mut tx, project).await?;
+            let revision = bump_revision(&mut tx, project_id).await?;
+            new += place_commits(&mut tx, project_id, chunk, revision)
+                .await?
+                .new;
+            tx.commit().await?;
+        }
+        Ok(Pushed {
+            received: commits.len(),
+            new,
+        })
     }
 }

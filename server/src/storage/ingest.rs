@@ -4,8 +4,8 @@
 //! with one savepoint per report. Every runner gets its answer only after the commit that holds
 //! its report.
 
-use super::commits::{bump_revision, ensure_commit, ensure_project};
-use super::{is_unique_violation, now_ms, Result, StorageError};
+use super::commits::{bump_revision, ensure_project, place_commits};
+use super::{is_unique_violation, now_ms, Result, StorageError, Watchdog};
 use sqlx::{Acquire, Any, AnyPool, Row, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
@@ -65,16 +65,28 @@ pub(super) struct IngestQueue {
 }
 
 const MAX_BATCH: usize = 128;
+/// Reports waiting for the writer at most; past that a runner gets 503 and retries later,
+/// instead of joining a queue that only grows.
+const MAX_QUEUED: usize = 4 * MAX_BATCH;
+/// A runner waits at most this long for its answer. A report answered 503 this way may still
+/// be stored: the retry, with the same `run_id`, then answers 200.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl IngestQueue {
     pub(super) fn start(
         pool: AnyPool,
         ids: Arc<SyncMutex<KnownIds>>,
         turn: Option<Arc<Mutex<()>>>,
+        watchdog: Watchdog,
     ) -> IngestQueue {
-        let (jobs, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let (jobs, mut rx) = mpsc::channel::<Job>(MAX_QUEUED);
         tokio::spawn(async move {
-            let writer = Writer { pool, ids, turn };
+            let writer = Writer {
+                pool,
+                ids,
+                turn,
+                watchdog,
+            };
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
@@ -102,11 +114,19 @@ impl IngestQueue {
             log,
             reply,
         };
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StorageError::WriterGone)?;
-        answer.await.map_err(|_| StorageError::WriterGone)?
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StorageError::Unavailable(format!(
+                "{MAX_QUEUED} reports are already waiting to be stored"
+            )),
+            mpsc::error::TrySendError::Closed(_) => StorageError::WriterGone,
+        })?;
+        match tokio::time::timeout(MAX_WAIT, answer).await {
+            Ok(outcome) => outcome.map_err(|_| StorageError::WriterGone)?,
+            Err(_) => Err(StorageError::Unavailable(format!(
+                "the report was not stored within {} s",
+                MAX_WAIT.as_secs()
+            ))),
+        }
     }
 }
 
@@ -114,6 +134,7 @@ struct Writer {
     pool: AnyPool,
     ids: Arc<SyncMutex<KnownIds>>,
     turn: Option<Arc<Mutex<()>>>,
+    watchdog: Watchdog,
 }
 
 impl Writer {
@@ -122,11 +143,24 @@ impl Writer {
             Some(m) => Some(m.lock().await),
             None => None,
         };
+        let _writing = self.watchdog.writing();
         // Fast path: the whole batch in one transaction without savepoints. If anything fails (a
         // retry racing its original, a row the database refuses), it is rolled back and replayed
         // carefully, one savepoint per report, so one bad report cannot fail the others.
         let outcomes = match self.run_batch(&batch, false).await {
             Ok(outcomes) => outcomes,
+            // The database is down or locked: replaying would only pay the wait twice.
+            Err(e) if e.is_transient() => {
+                tracing::warn!(
+                    "a batch of {} reports waits for the database: {e}",
+                    batch.len()
+                );
+                let message = e.to_string();
+                batch
+                    .iter()
+                    .map(|_| Err(StorageError::Unavailable(message.clone())))
+                    .collect()
+            }
             Err(e) => {
                 tracing::debug!(
                     "replaying a batch of {} reports one by one: {e}",
@@ -136,9 +170,16 @@ impl Writer {
                     Ok(outcomes) => outcomes,
                     Err(e) => {
                         let message = e.to_string();
+                        let transient = e.is_transient();
                         batch
                             .iter()
-                            .map(|_| Err(StorageError::BatchFailed(message.clone())))
+                            .map(|_| {
+                                Err(if transient {
+                                    StorageError::Unavailable(message.clone())
+                                } else {
+                                    StorageError::BatchFailed(message.clone())
+                                })
+                            })
                             .collect()
                     }
                 }
@@ -320,7 +361,8 @@ impl Writer {
         let commit_id = match cached {
             Some(id) => id,
             None => {
-                let id = ensure_commit(tx, project_id, c, revision).await?;
+                let placed = place_commits(tx, project_id, &[c], revision).await?;
+                let id = placed.ids[&c.sha];
                 mine.commits.insert(commit_key, id);
                 id
             }

@@ -7,9 +7,12 @@ mod commits;
 mod ingest;
 mod read;
 mod runners;
+mod watchdog;
 
+pub use commits::Pushed;
 pub use ingest::{Ingested, LogBlob};
 pub use runners::{Runner, RunnerAuth};
+pub use watchdog::Watchdog;
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -31,7 +34,47 @@ pub enum StorageError {
     BatchFailed(String),
     #[error("the report writer has stopped")]
     WriterGone,
+    #[error(transparent)]
+    HistoryCycle(#[from] trellis_domain::history::CycleError),
+    /// The database is down, locked or overloaded: worth retrying later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
+
+impl StorageError {
+    /// Trouble that passes (a database restarting, locked or saturated), as opposed to a bug.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StorageError::Unavailable(_) | StorageError::WriterGone => true,
+            StorageError::Database(e) => is_transient(e),
+            _ => false,
+        }
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: SQLITE_BUSY / SQLITE_LOCKED (and their extended codes). PostgreSQL:
+            // connection exceptions (08), shutting down or starting (57P01-03), too many
+            // connections, serialization failures and deadlocks.
+            let sqlite_busy = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            sqlite_busy
+                || code.starts_with("08")
+                || matches!(
+                    &*code,
+                    "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "55P03" | "57014"
+                )
+                || db.message().contains("database is locked")
+        }
+        _ => false,
+    }
+}
+
+/// How long a request waits for a database connection before answering 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -49,6 +92,8 @@ pub struct Storage {
     /// runner changes) avoids "database is locked" retries. PostgreSQL needs no turns.
     write_turn: Option<Arc<Mutex<()>>>,
     queue: ingest::IngestQueue,
+    /// Tracks writes in progress, so a health check sees a writer that stopped moving.
+    pub watchdog: Watchdog,
     grid_cache: Arc<cache::RevisionCache<(i64, u32, u32), read::GridData>>,
     breakage_cache: Arc<cache::RevisionCache<i64, breakages::ProjectBreakages>>,
     /// Projects whose breakages are being recomputed in the background.
@@ -72,21 +117,31 @@ impl Storage {
         };
         let options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10));
+            // Requests give up on a saturated or unreachable database within a few seconds and
+            // answer 503, rather than queueing without bound.
+            .acquire_timeout(ACQUIRE_TIMEOUT);
         let options = if backend == Backend::Sqlite {
             // WAL lets the grid read while a report is written; synchronous=FULL makes a commit
             // durable before the runner is answered.
             options.after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=4000; PRAGMA foreign_keys=ON;",
                     )
                     .await?;
                     Ok(())
                 })
             })
         } else {
-            options
+            // A lock held elsewhere or a runaway query fails in bounded time (answered 503)
+            // instead of holding the writer forever.
+            options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET lock_timeout = '4s'; SET statement_timeout = '30s';")
+                        .await?;
+                    Ok(())
+                })
+            })
         };
         let pool = options.connect(url).await?;
         match backend {
@@ -95,8 +150,15 @@ impl Storage {
         }
         let write_turn = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let ids = Arc::new(std::sync::Mutex::new(ingest::KnownIds::default()));
+        let watchdog = Watchdog::default();
         Ok(Storage {
-            queue: ingest::IngestQueue::start(pool.clone(), ids, write_turn.clone()),
+            queue: ingest::IngestQueue::start(
+                pool.clone(),
+                ids,
+                write_turn.clone(),
+                watchdog.clone(),
+            ),
+            watchdog,
             pool,
             write_turn,
             grid_cache: Arc::default(),
@@ -110,6 +172,17 @@ impl Storage {
         match &self.write_turn {
             Some(m) => Some(m.lock().await),
             None => None,
+        }
+    }
+
+    /// Whether the database answers a trivial query within a couple of seconds.
+    pub async fn ping(&self) -> Result<()> {
+        let ping = sqlx::query("SELECT 1").fetch_one(&self.pool);
+        match tokio::time::timeout(Duration::from_secs(2), ping).await {
+            Ok(row) => row.map(|_| ()).map_err(StorageError::from),
+            Err(_) => Err(StorageError::Unavailable(
+                "no answer within 2 s".to_string(),
+            )),
         }
     }
 
