@@ -6,7 +6,11 @@
 //!    grid page (200 kernels x 50 commits) from the `Server-Timing` header.
 //! 3. Ingests the older commits' reports (6x the history by default) and times the grid again: the grid
 //!    reads per-cell summaries, so its time must not grow with history.
-//! 4. Reports ingest throughput and latency, grid times and the server's resident memory.
+//! 4. Times how soon breakages are current again after one new report.
+//! 5. Mixed load: 50 readers (grid and breakages pages) with 10 writers, for `--mixed-secs`.
+//! 6. Pushes a 10,000-commit history to another project while a runner keeps posting reports,
+//!    and reports how long the push took and the longest a report waited behind it.
+//! 7. Reports ingest throughput and latency, grid times and the server's resident memory.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +22,9 @@ const N_KERNELS: usize = 200;
 const GRID_COMMITS: usize = 50;
 const CLIENTS: usize = 32;
 const GRID_SAMPLES: usize = 100;
+const MIXED_READERS: usize = 50;
+const MIXED_WRITERS: usize = 10;
+const LONG_HISTORY: usize = 10_000;
 
 struct Args {
     /// Commits of history with a report on every kernel (300 by default; 5000 gives 1M reports).
@@ -25,6 +32,8 @@ struct Args {
     site_root: String,
     database_url: Option<String>,
     bin: String,
+    /// Seconds of the mixed read/write phase.
+    mixed_secs: u64,
 }
 
 fn args() -> Args {
@@ -32,6 +41,7 @@ fn args() -> Args {
     let mut database_url = None;
     let mut bin = "target/release/trellis".to_string();
     let mut commits = 300;
+    let mut mixed_secs = 20;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -45,8 +55,14 @@ fn args() -> Args {
                     .filter(|n| *n > GRID_COMMITS)
                     .expect("--commits N (> 50)")
             }
+            "--mixed-secs" => {
+                mixed_secs = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--mixed-secs N")
+            }
             other => panic!(
-                "unknown argument {other}; use --site-root DIR, --database-url URL, --bin PATH"
+                "unknown argument {other}; use --site-root DIR, --database-url URL, --bin PATH, --commits N, --mixed-secs N"
             ),
         }
     }
@@ -55,6 +71,7 @@ fn args() -> Args {
         site_root,
         database_url,
         bin,
+        mixed_secs,
     }
 }
 
@@ -279,6 +296,197 @@ async fn cold_grid_times(
     times
 }
 
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v
+}
+
+/// Posts one small report; its latency in ms.
+async fn post_one(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> f64 {
+    let t = Instant::now();
+    let res = client
+        .post(format!("{base}/api/v1/reports"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("post report");
+    assert!(
+        res.status().is_success(),
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn small_report(project: &str, kernel: &str, commit: usize, run_id: String) -> serde_json::Value {
+    serde_json::json!({
+        "project": project, "kernel": {"version": kernel},
+        "commit": {"sha": sha(commit)}, "status": if run_id.len().is_multiple_of(7) { "fail" } else { "pass" },
+        "started_at": "2026-11-26T12:00:00Z", "finished_at": "2026-11-26T12:01:00Z",
+        "log": "src/queueing.h:85:41: error: struct sk_buff has no member named headers_end\n",
+        "run_id": run_id,
+    })
+}
+
+/// Milliseconds until the breakages API says it reflects one new report.
+async fn breakages_catch_up(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kernel: &str,
+    commit: usize,
+) -> f64 {
+    post_one(
+        client,
+        base,
+        token,
+        small_report("bench", kernel, commit, "catch-up".into()),
+    )
+    .await;
+    let t = Instant::now();
+    loop {
+        let body: serde_json::Value = client
+            .get(format!("{base}/api/v1/projects/bench/breakages"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["current"] == serde_json::json!(true) {
+            return t.elapsed().as_secs_f64() * 1000.0;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "breakages never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Times at the server of the grid and breakages pages read by 50 clients while 10 runners
+/// post reports, and the writers' latencies.
+async fn mixed_load(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kernels: &[String],
+    commits: usize,
+    secs: u64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut readers = Vec::new();
+    for r in 0..MIXED_READERS {
+        let (client, base) = (client.clone(), base.to_string());
+        readers.push(tokio::spawn(async move {
+            let (mut grid, mut breakages) = (Vec::new(), Vec::new());
+            let mut i = r;
+            while Instant::now() < until {
+                if i % 2 == 0 {
+                    grid.push(timed_get(&client, &format!("{base}/p/bench")).await.0);
+                } else {
+                    breakages.push(
+                        timed_get(&client, &format!("{base}/p/bench/breakages"))
+                            .await
+                            .0,
+                    );
+                }
+                i += 1;
+            }
+            (grid, breakages)
+        }));
+    }
+    let mut writers = Vec::new();
+    for w in 0..MIXED_WRITERS {
+        let (client, base, token, kernels) = (
+            client.clone(),
+            base.to_string(),
+            token.to_string(),
+            kernels.to_vec(),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while Instant::now() < until {
+                let kernel = &kernels[(w * 17 + i) % kernels.len()];
+                let commit = commits - 1 - (i % GRID_COMMITS);
+                let body = small_report("bench", kernel, commit, format!("mixed-{w}-{i}"));
+                latencies.push(post_one(&client, &base, &token, body).await);
+                i += 1;
+            }
+            latencies
+        }));
+    }
+    let (mut grid, mut breakages, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+    for r in readers {
+        let (g, b) = r.await.unwrap();
+        grid.extend(g);
+        breakages.extend(b);
+    }
+    for w in writers {
+        writes.extend(w.await.unwrap());
+    }
+    (sorted(grid), sorted(breakages), sorted(writes))
+}
+
+/// Pushes a long history to its own project while one runner keeps posting to another: the
+/// push's time, and the longest a report waited meanwhile.
+async fn long_push(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kernel: &str,
+) -> (f64, f64, usize) {
+    let commits: Vec<serde_json::Value> = (0..LONG_HISTORY)
+        .map(|i| serde_json::json!({"sha": sha(1_000_000 + i), "parents": if i == 0 { vec![] } else { vec![sha(1_000_000 + i - 1)] }, "subject": format!("long history {i}")}))
+        .collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runner = {
+        let (client, base, token, kernel, done) = (
+            client.clone(),
+            base.to_string(),
+            token.to_string(),
+            kernel.to_string(),
+            done.clone(),
+        );
+        tokio::spawn(async move {
+            let mut waits = Vec::new();
+            let mut i = 0;
+            while !done.load(Ordering::Relaxed) {
+                let body = small_report("bench-side", &kernel, i, format!("side-{i}"));
+                waits.push(post_one(&client, &base, &token, body).await);
+                i += 1;
+            }
+            waits
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    let res = client
+        .post(format!("{base}/api/v1/projects/bench-history/commits"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "commits": commits }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_success(),
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let push_ms = t.elapsed().as_secs_f64() * 1000.0;
+    done.store(true, Ordering::Relaxed);
+    let waits = runner.await.unwrap();
+    let n = waits.len();
+    (push_ms, waits.into_iter().fold(0.0, f64::max), n)
+}
+
 #[tokio::main]
 async fn main() {
     let args = args();
@@ -330,6 +538,7 @@ async fn main() {
     let n1 = newest.len();
     let (rate1, lat1) = ingest(&client, &server.base, &token, newest).await;
     let (grid1, bytes) = grid_times(&client, &server.base).await;
+    let (rss1, _) = rss_kib(server.child.id());
 
     // Phase 2: six times the history behind them.
     let older: Vec<(String, usize)> = (0..args.commits - GRID_COMMITS)
@@ -346,7 +555,19 @@ async fn main() {
     )
     .await;
     let (home_ms, _) = timed_get(&client, &format!("{}/", server.base)).await;
+    let catch_up =
+        breakages_catch_up(&client, &server.base, &token, &kernels[3], args.commits - 2).await;
     let (rss, hwm) = rss_kib(server.child.id());
+    let (mixed_grid, mixed_breakages, mixed_writes) = mixed_load(
+        &client,
+        &server.base,
+        &token,
+        &kernels,
+        args.commits,
+        args.mixed_secs,
+    )
+    .await;
+    let (push_ms, side_wait, side_n) = long_push(&client, &server.base, &token, &kernels[0]).await;
 
     let backend = if db.starts_with("sqlite") {
         "SQLite"
@@ -412,12 +633,57 @@ async fn main() {
     );
     line("home page (projects with health)".into(), home_ms, "ms");
     line(
+        "breakages current again after one new report".into(),
+        catch_up,
+        "ms",
+    );
+    let mixed = format!("mixed {MIXED_READERS} readers + {MIXED_WRITERS} writers");
+    for (what, times) in [
+        ("grid page", &mixed_grid),
+        ("breakages page", &mixed_breakages),
+        ("report writes", &mixed_writes),
+    ] {
+        line(
+            format!("{mixed}: {what} p50 ({} samples)", times.len()),
+            percentile(times, 0.5),
+            "ms",
+        );
+        line(
+            format!("{mixed}: {what} p99"),
+            percentile(times, 0.99),
+            "ms",
+        );
+    }
+    line(
+        format!("push {LONG_HISTORY} commits while a runner posts"),
+        push_ms,
+        "ms",
+    );
+    line(
+        format!("longest report wait during that push ({side_n} reports)"),
+        side_wait,
+        "ms",
+    );
+    line(
+        format!("server RSS after {n1} reports"),
+        rss1 as f64 / 1024.0,
+        "MB",
+    );
+    line(
         "grid page size, uncompressed".into(),
         bytes as f64 / 1024.0,
         "KB",
     );
-    line("server RSS at the end".into(), rss as f64 / 1024.0, "MB");
-    line("server RSS peak".into(), hwm as f64 / 1024.0, "MB");
+    line(
+        format!("server RSS after {} reports", n1 + n2),
+        rss as f64 / 1024.0,
+        "MB",
+    );
+    line(
+        "server RSS peak until then".into(),
+        hwm as f64 / 1024.0,
+        "MB",
+    );
     println!();
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

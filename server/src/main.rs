@@ -1,6 +1,7 @@
-//! `trellis`: serve the dashboard, manage runners.
+//! `trellis`: serve the dashboard, manage runners, back up and prune the database.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trellis_server::config::Config;
 use trellis_server::storage::Storage;
@@ -16,6 +17,18 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Args)]
+struct Database {
+    /// Database: sqlite://PATH?mode=rwc or postgres://...
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/trellis.db?mode=rwc",
+        global = true
+    )]
+    database_url: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API and the pages.
@@ -24,14 +37,25 @@ enum Command {
     Runner {
         #[command(subcommand)]
         action: RunnerAction,
-        /// Database: sqlite://PATH?mode=rwc or postgres://...
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "sqlite://data/trellis.db?mode=rwc",
-            global = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Write a consistent copy of the SQLite database to PATH while the server keeps running
+    /// (PostgreSQL: use pg_dump). See "Backup and restore" in the README.
+    Backup {
+        /// The file to write; it must not exist.
+        path: PathBuf,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Remove the logs of passing and skipped reports older than N days; failing and error
+    /// logs, the reports and the grid stay.
+    Prune {
+        /// Keep the logs of passing and skipped reports for N days after they finished.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
+        keep_passing_logs_days: u32,
+        #[command(flatten)]
+        db: Database,
     },
 }
 
@@ -113,6 +137,55 @@ async fn toggle(storage: &Storage, name: &str, enabled: bool) -> anyhow::Result<
     }
 }
 
+fn is_postgres(database_url: &str) -> bool {
+    database_url.starts_with("postgres:") || database_url.starts_with("postgresql:")
+}
+
+fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
+async fn backup(path: &Path, database_url: &str) -> anyhow::Result<ExitCode> {
+    // Said before connecting: the advice should not depend on reaching the database.
+    if is_postgres(database_url) {
+        eprintln!(
+            "DATABASE_URL is PostgreSQL: `trellis backup` copies SQLite databases only. Back PostgreSQL \
+             up with `pg_dump -Fc -f trellis.dump DBNAME` and restore it with `pg_restore` \
+             (README, \"Backup and restore\")."
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let storage = Storage::connect(database_url).await?;
+    let outcome = storage.backup(path).await;
+    storage.close().await;
+    let stats = outcome?;
+    println!(
+        "{}: {} reports, {}",
+        path.display(),
+        stats.reports,
+        mib(stats.bytes as f64)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn prune(keep_days: u32, database_url: &str) -> anyhow::Result<ExitCode> {
+    let storage = Storage::connect(database_url).await?;
+    let outcome = storage
+        .prune_passing_logs(i64::from(keep_days) * 24 * 3600 * 1000)
+        .await;
+    storage.close().await;
+    let stats = outcome?;
+    let n = stats.logs_removed;
+    println!(
+        "removed the {} of {n} passing or skipped {} finished before {} ({} compressed)",
+        if n == 1 { "log" } else { "logs" },
+        if n == 1 { "report" } else { "reports" },
+        trellis_domain::project::format_ms(stats.cutoff_ms),
+        mib(stats.bytes_removed as f64)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -125,10 +198,12 @@ async fn main() -> ExitCode {
         Command::Serve(config) => trellis_server::serve(config)
             .await
             .map(|_| ExitCode::SUCCESS),
-        Command::Runner {
-            action,
-            database_url,
-        } => runner(action, &database_url).await,
+        Command::Runner { action, db } => runner(action, &db.database_url).await,
+        Command::Backup { path, db } => backup(&path, &db.database_url).await,
+        Command::Prune {
+            keep_passing_logs_days,
+            db,
+        } => prune(keep_passing_logs_days, &db.database_url).await,
     };
     result.unwrap_or_else(|e| {
         eprintln!("trellis: {e:#}");

@@ -595,10 +595,7 @@ async fn breakages_attributions_and_bisect_hints(db: TestDb) {
     )
     .await;
 
-    let (status, body) = h
-        .json("GET", "/api/v1/projects/wg/breakages", None, None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = h.current_breakages("").await;
     let list = body["breakages"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{body:#}");
 

@@ -162,6 +162,7 @@ pub fn render_breakages(
     filter: BreakageFilter,
     streams: Vec<StreamOption>,
     now: i64,
+    updating: bool,
 ) -> String {
     document(move || {
         let name = project.name.clone();
@@ -185,6 +186,9 @@ pub fn render_breakages(
             <Shell title=format!("Breakages · {name}") demo=project.demo>
                 <nav class="crumbs"><a href=paths::project(&name)>{name.clone()}</a>" / breakages"</nav>
                 <h1>"Breakages"</h1>
+                {updating.then(|| view! {
+                    <p class="note">"Newer results are being taken into account; reload in a moment for the latest breakages."</p>
+                })}
                 <form class="filters" method="get">
                     <label>"Stream "
                         <select name="stream">

@@ -5,7 +5,7 @@ use super::load;
 use super::AppState;
 use crate::error::ApiError;
 use crate::ingest;
-use crate::storage::{Runner, RunnerAuth};
+use crate::storage::{Computed, Runner, RunnerAuth};
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -112,8 +112,24 @@ pub async fn breakages(
     ValidPath(project): ValidPath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Freshness first: the breakages loaded after it are at least that fresh.
+    let freshness = freshness(&state, &project).await?;
     let (project, _, breakages, _) = load::breakages(&state, &project, &pairs).await?;
-    Ok(Json(json!({ "project": project, "breakages": breakages })))
+    Ok(Json(json!({
+        "project": project,
+        "breakages": breakages,
+        "as_of_revision": freshness.as_ref().map(|f| f.as_of),
+        "revision": freshness.as_ref().map(|f| f.revision),
+        "current": freshness.is_some_and(|f| f.is_current()),
+    })))
+}
+
+/// How fresh a project's breakages are (`None` for an unknown project, answered 404 later).
+async fn freshness(state: &AppState, name: &str) -> Result<Option<Computed>, ApiError> {
+    match state.storage.project(name).await? {
+        Some(project) => Ok(Some(state.storage.computed_breakages(&project).await?)),
+        None => Ok(None),
+    }
 }
 
 pub async fn kernel(

@@ -43,12 +43,18 @@ pub async fn breakages(
 ) -> Result<Html<String>, PageError> {
     let ValidPath(project) = path?;
     let (project, filter, breakages, streams) = load::breakages(&state, &project, &pairs).await?;
+    let updating = !state
+        .storage
+        .computed_breakages(&project)
+        .await?
+        .is_current();
     Ok(Html(trellis_app::pages::render_breakages(
         project,
         breakages,
         filter,
         streams,
         now_ms(),
+        updating,
     )))
 }
 

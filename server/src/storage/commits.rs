@@ -204,9 +204,11 @@ async fn read_descendants(
         let mut next = Vec::new();
         for chunk in frontier.chunks(IN_CHUNK) {
             let sql = format!(
+                // CROSS JOIN makes SQLite start from the parent index, not from every commit
+                // of the project; PostgreSQL plans it as the inner join it is.
                 "SELECT c.sha, c.generation, p.parent_sha FROM commit_parents p
-                 JOIN commits c ON c.id = p.commit_id
-                 WHERE c.project_id = $1 AND p.parent_sha IN ({})",
+                 CROSS JOIN commits c
+                 WHERE c.id = p.commit_id AND c.project_id = $1 AND p.parent_sha IN ({})",
                 placeholders(2, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(project_id);

@@ -5,10 +5,13 @@ mod breakages;
 mod cache;
 mod commits;
 mod ingest;
+mod maintenance;
 mod read;
 mod runners;
+mod views;
 mod watchdog;
 
+pub use breakages::Computed;
 pub use commits::Pushed;
 pub use ingest::{Ingested, LogBlob};
 pub use runners::{Runner, RunnerAuth};
@@ -96,8 +99,9 @@ pub struct Storage {
     pub watchdog: Watchdog,
     grid_cache: Arc<cache::RevisionCache<(i64, u32, u32), read::GridData>>,
     breakage_cache: Arc<cache::RevisionCache<i64, breakages::ProjectBreakages>>,
-    /// Projects whose breakages are being recomputed in the background.
-    refreshing: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// Projects whose breakages are being recomputed in the background, each with whether
+    /// another pass is due when the current one ends.
+    refreshing: Arc<std::sync::Mutex<std::collections::HashMap<i64, bool>>>,
 }
 
 pub fn now_ms() -> i64 {

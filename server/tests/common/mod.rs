@@ -182,12 +182,23 @@ impl Harness {
         body
     }
 
+    /// The breakages once the background recomputation has caught up with every report sent.
     pub async fn breakages(&self) -> Value {
-        let (status, body) = self
-            .json("GET", "/api/v1/projects/wg/breakages", None, None)
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["breakages"].clone()
+        self.current_breakages("").await["breakages"].clone()
+    }
+
+    /// The breakages API's answer to `query`, once it is current.
+    pub async fn current_breakages(&self, query: &str) -> Value {
+        let uri = format!("/api/v1/projects/wg/breakages{query}");
+        for _ in 0..200 {
+            let (status, body) = self.json("GET", &uri, None, None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["current"] == json!(true) {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("breakages did not catch up within 10 s");
     }
 
     pub async fn report_count(&self) -> i64 {
