@@ -34,6 +34,19 @@ pub struct Config {
     /// Seed the labelled demo project when the database is empty.
     #[arg(long, env = "TRELLIS_DEMO")]
     pub demo: bool,
+    /// Seconds a client has to send a whole request head, counted from the connection's start
+    /// or from the head's first byte on a kept-alive connection.
+    #[arg(long, env = "TRELLIS_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Longest pause, in seconds, while a request body is being received.
+    #[arg(long, env = "TRELLIS_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "TRELLIS_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once (lowered to fit the open-file limit); more wait to be accepted.
+    #[arg(long, env = "TRELLIS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -48,6 +61,10 @@ impl Config {
             grid_commits: 50,
             writer_stall_secs: 30,
             demo: false,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 30,
+            max_connections: 4096,
         }
     }
 }

@@ -5,7 +5,22 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use std::future::Future;
 use trellis_domain::FieldError;
+
+tokio::task_local! {
+    /// The id of the request being answered (`x-request-id`), quoted in its error answers.
+    static REQUEST_ID: String;
+}
+
+/// Runs `answer` with `id` as the request id its error answers quote.
+pub async fn with_request_id<F: Future>(id: String, answer: F) -> F::Output {
+    REQUEST_ID.scope(id, answer).await
+}
+
+fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(String::clone).ok()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,6 +36,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("this endpoint does not accept {0}; its Allow header lists the methods it does")]
+    MethodNotAllowed(String),
+    #[error("the request target is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("the request headers exceed the limit of {limit} bytes or {count} lines")]
+    HeadersTooLarge { limit: usize, count: usize },
+    /// An answer made outside the handlers (an extractor's rejection), with its status kept.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     #[error("{} invalid field(s)", .0.len())]
     InvalidFields(Vec<FieldError>),
     #[error("the service is busy or its database is unavailable; retry in a few seconds")]
@@ -40,6 +64,10 @@ impl ApiError {
             ApiError::RunnerDisabled(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Rejected { status, .. } => *status,
             ApiError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
@@ -55,6 +83,11 @@ impl ApiError {
             ApiError::RunnerDisabled(_) => "runner_disabled",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeadersTooLarge { .. } => "headers_too_large",
+            ApiError::Rejected { status, .. } if status.is_server_error() => "internal",
+            ApiError::Rejected { .. } => "bad_request",
             ApiError::InvalidFields(_) => "invalid_fields",
             ApiError::Unavailable => "unavailable",
             ApiError::Storage(e) if e.is_transient() => "unavailable",
@@ -86,6 +119,9 @@ impl IntoResponse for ApiError {
         if let ApiError::InvalidFields(fields) = &self {
             body["fields"] = json!(fields);
         }
+        if let Some(id) = request_id() {
+            body["request_id"] = json!(id);
+        }
         let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
@@ -116,12 +152,14 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         self.0.log_if_internal();
         let status = self.0.status();
+        let mut message = self.0.message();
+        // A person reporting a fault can quote the id that finds it in the logs.
+        if let Some(id) = request_id().filter(|_| status.is_server_error()) {
+            message.push_str(&format!(" (request id {id})"));
+        }
         (
             status,
-            Html(trellis_app::pages::render_error(
-                status.as_u16(),
-                &self.0.message(),
-            )),
+            Html(trellis_app::pages::render_error(status.as_u16(), &message)),
         )
             .into_response()
     }

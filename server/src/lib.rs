@@ -32,13 +32,17 @@ pub async fn app(config: Config) -> anyhow::Result<(axum::Router, Storage)> {
 
 /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    http::edge::raise_open_file_limit();
+    let limits = http::edge::Limits::new(&config);
     let addr = config.addr;
     let (router, storage) = app(config).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!("Trellis listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tracing::info!(
+        "Trellis listening on http://{} (at most {} connections)",
+        listener.local_addr()?,
+        limits.max_connections
+    );
+    http::edge::serve(listener, router, limits, shutdown_signal()).await;
     storage.close().await;
     Ok(())
 }

@@ -50,10 +50,6 @@ fn Shell(
     #[prop(optional)] demo: bool,
     children: Children,
 ) -> impl IntoView {
-    let options = LeptosOptions::builder()
-        .output_name(OUTPUT_NAME)
-        .site_pkg_dir(PKG_DIR)
-        .build();
     view! {
         <html lang="en">
             <head>
@@ -62,7 +58,7 @@ fn Shell(
                 <title>{format!("{title} · Trellis")}</title>
                 <link rel="stylesheet" href=concat!("/pkg/trellis.css?v=", env!("CARGO_PKG_VERSION")) />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-                {islands.then(|| view! { <HydrationScripts options=options islands=true /> })}
+                {islands.then(|| view! { <HydrationScripts options=island_options() islands=true /> })}
             </head>
             <body>
                 <header class="top">
@@ -80,6 +76,25 @@ fn Shell(
             </body>
         </html>
     }
+}
+
+fn island_options() -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_pkg_dir(PKG_DIR)
+        .build()
+}
+
+/// The one inline script pages carry: leptos's island loader. The server's Content-Security-Policy
+/// allows exactly this script, by its hash, so no injected inline script can run.
+pub fn island_loader_script() -> String {
+    let html = document(|| {
+        view! { <HydrationScripts options=island_options() islands=true /> }.into_any()
+    });
+    html.split_once("<script type=\"module\">")
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map(|(script, _)| script.to_string())
+        .unwrap_or_default()
 }
 
 /// An error page for people (the API answers JSON instead).

@@ -1,8 +1,12 @@
-//! HTTP: the JSON API under `/api/v1`, the pages, and static files.
+//! HTTP: the JSON API under `/api/v1`, the pages, static files and `/metrics`; [`edge`] serves
+//! them to clients.
 
 mod api;
+pub mod edge;
 mod extract;
 mod load;
+mod metrics;
+mod middleware;
 mod pages;
 
 use crate::config::Config;
@@ -40,12 +44,15 @@ pub fn router(state: AppState) -> Router {
         .route("/projects/{project}/signatures/{id}", get(api::signature))
         .route("/openapi.json", get(api::openapi))
         .route("/health", get(api::health))
-        .fallback(api::not_found);
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(middleware::json_errors));
 
     let pkg = ServeDir::new(state.config.site_root.join("pkg"));
     let public = ServeDir::new(state.config.site_root.clone()).fallback(get(pages::not_found));
-    Router::new()
+    metrics::install();
+    let router = Router::new()
         .nest("/api/v1", api)
+        .route("/metrics", get(metrics::scrape))
         .route("/", get(pages::home))
         .route("/p/{project}", get(pages::grid))
         .route("/p/{project}/breakages", get(pages::breakages))
@@ -70,7 +77,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn(server_timing))
-        .with_state(state)
+        .with_state(state);
+    middleware::wrap(router)
 }
 
 /// Adds `Server-Timing: app;dur=<ms>` so clients (and `make bench`) see the time spent here.
