@@ -1,15 +1,17 @@
 # Trellis: `make run` builds and serves with a demo project; `make test` runs every test.
-# Both install what they need (wasm target, wasm-bindgen CLI, Chromium, Node packages) when missing.
+# Both install what they need (wasm target, wasm-bindgen CLI, Chromium, Node packages, the contract
+# test's Python virtualenv) when missing.
 
 SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 SITE := $(CARGO_TARGET_DIR)/site
+VENV := .venv
 WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' app/Cargo.toml)
 PROFILE ?= release
 BIN_DIR := $(CARGO_TARGET_DIR)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 
-.PHONY: run test bench site server tools lint test-unit test-db test-e2e pg clean
+.PHONY: run test bench site server tools lint test-unit test-db test-contract test-e2e pg clean
 
 run: site server
 	mkdir -p data
@@ -38,6 +40,7 @@ server:
 # One profile (dev) for every test, so CI builds the workspace once.
 test: site pg lint
 	cargo test --workspace --exclude trellis-bench
+	$(MAKE) test-contract
 	$(MAKE) test-e2e
 
 lint:
@@ -48,6 +51,18 @@ lint:
 pg:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL did not start"; exit 1
+
+# The OpenAPI document against a running debug server: schemathesis, pinned, in its own virtualenv
+# (Debian's python3 needs python3-venv to make one).
+$(VENV)/bin/schemathesis: tests-contract/requirements.txt
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || (apt-get update && apt-get install -y python3-venv)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests-contract/requirements.txt
+	touch $@
+
+test-contract: $(VENV)/bin/schemathesis
+	cargo build -p trellis-server
+	tests-contract/run.sh $(CARGO_TARGET_DIR)/debug/trellis $(VENV)/bin/schemathesis
 
 e2e/node_modules: e2e/package.json e2e/package-lock.json
 	cd e2e && npm ci --no-audit --no-fund
@@ -64,4 +79,4 @@ bench: site
 	$(CARGO_TARGET_DIR)/release/trellis-bench --site-root $(SITE) --bin $(CARGO_TARGET_DIR)/release/trellis $(BENCH_ARGS)
 
 clean:
-	rm -rf $(CARGO_TARGET_DIR) e2e/node_modules
+	rm -rf $(CARGO_TARGET_DIR) e2e/node_modules $(VENV)

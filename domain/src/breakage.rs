@@ -5,7 +5,7 @@
 //! the commits in git order. Only `pass` and `fail` cells are evidence: `error` (infrastructure),
 //! `skip` and flaky cells never open or close a breakage.
 
-use crate::grid::{CommitColumn, KernelRow};
+use crate::grid::{CommitColumn, KernelRow, QueryError};
 use crate::kernel::stream_label;
 use crate::status::CellState;
 use serde::{Deserialize, Serialize};
@@ -70,24 +70,33 @@ pub struct BreakageFilter {
 }
 
 impl BreakageFilter {
-    /// Builds a filter from URL query pairs; empty values mean "any", unknown keys are ignored.
+    /// Builds a filter from URL query pairs. Empty values mean "any" (what the page's form sends
+    /// for it); unknown keys are ignored; an attribution or state it does not know is an error.
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<BreakageFilter, String> {
+    ) -> Result<BreakageFilter, QueryError> {
         let mut f = BreakageFilter::default();
         for (k, v) in pairs.into_iter().filter(|(_, v)| !v.is_empty()) {
             match k {
                 "stream" => f.stream = Some(v.to_string()),
                 "attribution" => {
-                    f.attribution = Some(Attribution::parse(v).ok_or_else(|| {
-                        format!("attribution={v:?}: use module, kernel, both or unknown")
+                    f.attribution = Some(Attribution::parse(v).ok_or_else(|| QueryError {
+                        param: "attribution",
+                        value: v.to_string(),
+                        expected: "use module, kernel, both or unknown (or nothing for any)",
                     })?)
                 }
                 "state" => {
                     f.open = Some(match v {
                         "open" => true,
                         "fixed" => false,
-                        _ => return Err(format!("state={v:?}: use open or fixed")),
+                        _ => {
+                            return Err(QueryError {
+                                param: "state",
+                                value: v.to_string(),
+                                expected: "use open or fixed (or nothing for any)",
+                            })
+                        }
                     })
                 }
                 _ => {}
@@ -778,8 +787,16 @@ mod tests {
         assert!(!f(&[("attribution", "module")]).keeps(b));
         assert!(!f(&[("state", "fixed")]).keeps(b));
         assert!(f(&[("attribution", ""), ("state", "")]).keeps(b));
-        assert!(BreakageFilter::from_pairs([("attribution", "cosmic")]).is_err());
-        assert!(BreakageFilter::from_pairs([("state", "closed")]).is_err());
+        let err = BreakageFilter::from_pairs([("attribution", "cosmic")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "attribution=\"cosmic\": use module, kernel, both or unknown (or nothing for any)"
+        );
+        let err = BreakageFilter::from_pairs([("stream", "el9"), ("state", "closed")]).unwrap_err();
+        assert_eq!((err.param, err.value.as_str()), ("state", "closed"));
+        // Values are taken as sent: a blank one is not an empty one.
+        let err = BreakageFilter::from_pairs([("state", " ")]).unwrap_err();
+        assert_eq!((err.param, err.value.as_str()), ("state", " "));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::kernel::{stream_cmp, stream_label, Kernel};
 use crate::status::{CellState, CellSummary};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 /// A kernel the project has seen, with its storage id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,9 +52,52 @@ pub struct GridFilter {
     pub q: String,
 }
 
+/// A query parameter the filters cannot read: its name, the value sent and what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    pub param: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}: {}", self.param, self.value, self.expected)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+/// The deepest grid page a query may ask for: deeper ones only make the database skip past
+/// millions of commits to answer with none.
+pub const MAX_PAGE: u32 = 100_000;
+
+/// The grid page from URL query pairs (0 = the newest commits); the last `page` wins.
+pub fn page_from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<u32, QueryError> {
+    let mut page = 0;
+    for (_, v) in pairs.into_iter().filter(|(k, _)| *k == "page") {
+        page = v
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p <= MAX_PAGE)
+            .ok_or_else(|| QueryError {
+                param: "page",
+                value: v.to_string(),
+                expected: "use a page number from 0 (the newest commits) to 100000",
+            })?;
+    }
+    Ok(page)
+}
+
 impl GridFilter {
-    /// Builds a filter from URL query pairs; unknown keys are ignored.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> GridFilter {
+    /// Builds a filter from URL query pairs. Empty values mean "any" (what the page's form sends
+    /// for "all"); unknown keys are ignored; a `failing` value that is not a yes or a no is an
+    /// error rather than a silent "no".
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<GridFilter, QueryError> {
         let mut f = GridFilter::default();
         for (k, v) in pairs {
             let v = v.trim();
@@ -66,12 +110,25 @@ impl GridFilter {
                     }
                 }
                 "arch" if !v.is_empty() => f.arch = Some(v.to_string()),
-                "failing" => f.failing = matches!(v, "1" | "true" | "on" | "yes"),
+                "failing" => {
+                    f.failing = match v {
+                        "1" | "true" | "on" | "yes" => true,
+                        "" | "0" | "false" | "off" | "no" => false,
+                        _ => {
+                            return Err(QueryError {
+                                param: "failing",
+                                value: v.to_string(),
+                                expected: "use 1, true, on or yes for only rows with failures; \
+                                           0, false, off, no or nothing for all rows",
+                            })
+                        }
+                    }
+                }
                 "q" => f.q = v.to_string(),
                 _ => {}
             }
         }
-        f
+        Ok(f)
     }
 
     /// The filter as query pairs, in a stable order (for links and `history.replaceState`).
@@ -360,10 +417,7 @@ mod tests {
 
     #[test]
     fn filter_hides_rows_but_keeps_them() {
-        let grid = sample(GridFilter::from_pairs([
-            ("failing", "1"),
-            ("arch", "x86_64"),
-        ]));
+        let grid = sample(GridFilter::from_pairs([("failing", "1"), ("arch", "x86_64")]).unwrap());
         let visible: Vec<&str> = grid
             .groups
             .iter()
@@ -383,14 +437,53 @@ mod tests {
             ("stream", "rhel-8"),
             ("q", " 553 "),
             ("x", "y"),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(f.streams, ["rhel-8", "rhel-9"]);
         assert_eq!(f.q, "553");
         let pairs = f.to_pairs();
-        let back = GridFilter::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        let back = GridFilter::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         assert_eq!(back, f);
         assert!(f.matches("rhel-9", "x86_64", "5.14.0-553.el9.X86_64", false));
         assert!(!f.matches("el7", "x86_64", "553", false));
-        assert!(GridFilter::from_pairs([("failing", "0")]).is_empty());
+        assert!(GridFilter::from_pairs([("failing", "0")])
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn failing_takes_a_yes_or_a_no_and_nothing_else() {
+        let failing = |v| GridFilter::from_pairs([("failing", v)]).map(|f| f.failing);
+        for yes in ["1", "true", "on", "yes", " 1 "] {
+            assert_eq!(failing(yes), Ok(true), "{yes:?}");
+        }
+        for no in ["", "0", "false", "off", "no"] {
+            assert_eq!(failing(no), Ok(false), "{no:?}");
+        }
+        for junk in ["banana", "2", "TRUE", "1,0"] {
+            let err = failing(junk).unwrap_err();
+            assert_eq!((err.param, err.value.as_str()), ("failing", junk));
+        }
+        assert_eq!(
+            GridFilter::from_pairs([("failing", "1"), ("failing", "maybe")])
+                .unwrap_err()
+                .to_string(),
+            "failing=\"maybe\": use 1, true, on or yes for only rows with failures; \
+             0, false, off, no or nothing for all rows"
+        );
+    }
+
+    #[test]
+    fn page_is_a_bounded_number() {
+        let page = |pairs: &[(&'static str, &'static str)]| page_from_pairs(pairs.iter().copied());
+        assert_eq!(page(&[]), Ok(0));
+        assert_eq!(page(&[("page", "3"), ("stream", "el8")]), Ok(3));
+        assert_eq!(page(&[("page", "100000")]), Ok(MAX_PAGE));
+        assert_eq!(page(&[("page", "1"), ("page", "2")]), Ok(2));
+        for bad in ["100001", "-1", "", "1.5", "x", "99999999999"] {
+            let err = page(&[("page", bad)]).unwrap_err();
+            assert_eq!((err.param, err.value.as_str()), ("page", bad));
+        }
+        assert!(page(&[("page", "x"), ("page", "1")]).is_err());
     }
 }

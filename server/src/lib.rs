@@ -26,6 +26,7 @@ pub async fn app(config: Config) -> anyhow::Result<(axum::Router, Storage)> {
     let state = AppState {
         storage: storage.clone(),
         config: Arc::new(config),
+        pages: Arc::default(),
     };
     Ok((http::router(state), storage))
 }

@@ -4,7 +4,9 @@
 use super::AppState;
 use crate::error::ApiError;
 use trellis_domain::breakage::BreakageFilter;
-use trellis_domain::grid::{CommitColumn, Grid, GridFilter, KernelRow, StreamOption};
+use trellis_domain::grid::{
+    page_from_pairs, CommitColumn, Grid, GridFilter, KernelRow, QueryError, StreamOption,
+};
 use trellis_domain::kernel::{stream_cmp, stream_label};
 use trellis_domain::project::{
     BreakageDetail, CellDetail, CommitChanges, KernelHistory, Project, SignatureCells,
@@ -19,17 +21,19 @@ async fn project_named(state: &AppState, name: &str) -> Result<Project, ApiError
         .ok_or_else(|| ApiError::NotFound(format!("no project named {name:?}")))
 }
 
+/// A query parameter no filter can read is the client's mistake, answered as 400.
+fn bad_query(e: QueryError) -> ApiError {
+    ApiError::BadRequest(e.to_string())
+}
+
+fn str_pairs(pairs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
 /// Filter and page from the query string, shared by the grid page and the grid API.
 fn grid_query(pairs: &[(String, String)]) -> Result<(GridFilter, u32), ApiError> {
-    let filter = GridFilter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let page = match pairs.iter().rev().find(|(k, _)| k == "page") {
-        None => 0,
-        Some((_, v)) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|p| *p <= 100_000)
-            .ok_or_else(|| ApiError::BadRequest(format!("page={v:?} is not a page number")))?,
-    };
+    let filter = GridFilter::from_pairs(str_pairs(pairs)).map_err(bad_query)?;
+    let page = page_from_pairs(str_pairs(pairs)).map_err(bad_query)?;
     Ok((filter, page))
 }
 
@@ -39,8 +43,8 @@ pub(super) async fn grid(
     project: &str,
     pairs: &[(String, String)],
 ) -> Result<(Project, Grid), ApiError> {
-    let project = project_named(state, project).await?;
     let (filter, page) = grid_query(pairs)?;
+    let project = project_named(state, project).await?;
     let grid = state
         .storage
         .grid(&project, filter, page, state.config.grid_commits)
@@ -110,9 +114,8 @@ pub(super) async fn breakages(
     ),
     ApiError,
 > {
+    let filter = BreakageFilter::from_pairs(str_pairs(pairs)).map_err(bad_query)?;
     let project = project_named(state, project).await?;
-    let filter = BreakageFilter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(ApiError::BadRequest)?;
     let all = state.storage.breakages(&project).await?;
     let mut streams: Vec<&str> = all.iter().map(|b| b.stream.as_str()).collect();
     streams.sort_by(|a, b| stream_cmp(a, b));

@@ -7,6 +7,7 @@ mod extract;
 mod load;
 mod metrics;
 mod middleware;
+mod page_cache;
 mod pages;
 
 use crate::config::Config;
@@ -23,6 +24,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub struct AppState {
     pub storage: Storage,
     pub config: Arc<Config>,
+    pub pages: Arc<page_cache::PageCache>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -5,8 +5,12 @@ use super::load;
 use super::AppState;
 use crate::error::{ApiError, PageError};
 use crate::storage::now_ms;
+use super::page_cache::{Page, Version};
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use std::future::Future;
+use std::sync::Arc;
 
 pub async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> {
     let projects = state.storage.project_summaries().await?;
@@ -17,14 +21,20 @@ pub async fn grid(
     State(state): State<AppState>,
     path: Result<ValidPath<String>, ApiError>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Html<String>, PageError> {
-    let ValidPath(project) = path?;
-    let (project, grid) = load::grid(&state, &project, &pairs).await?;
-    Ok(Html(trellis_app::pages::render_grid(
-        project,
-        grid,
-        state.config.grid_commits,
-    )))
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let ValidPath(name) = path?;
+    let page = cached(&state, &name, &uri, || async {
+        let (project, grid) = load::grid(&state, &name, &pairs).await?;
+        Ok(trellis_app::pages::render_grid(
+            project,
+            grid,
+            state.config.grid_commits,
+        ))
+    })
+    .await?;
+    Ok(page.respond(&headers))
 }
 
 pub async fn cell(
@@ -40,22 +50,55 @@ pub async fn breakages(
     State(state): State<AppState>,
     path: Result<ValidPath<String>, ApiError>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Html<String>, PageError> {
-    let ValidPath(project) = path?;
-    let (project, filter, breakages, streams) = load::breakages(&state, &project, &pairs).await?;
-    let updating = !state
-        .storage
-        .computed_breakages(&project)
-        .await?
-        .is_current();
-    Ok(Html(trellis_app::pages::render_breakages(
-        project,
-        breakages,
-        filter,
-        streams,
-        now_ms(),
-        updating,
-    )))
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let ValidPath(name) = path?;
+    let page = cached(&state, &name, &uri, || async {
+        let (project, filter, breakages, streams) = load::breakages(&state, &name, &pairs).await?;
+        // Read after the breakages: at worst it says "updating" about a set that just caught up.
+        let updating = !state
+            .storage
+            .computed_breakages(&project)
+            .await?
+            .is_current();
+        Ok(trellis_app::pages::render_breakages(
+            project,
+            breakages,
+            filter,
+            streams,
+            now_ms(),
+            updating,
+        ))
+    })
+    .await?;
+    Ok(page.respond(&headers))
+}
+
+/// A project page from the page cache, rendered by `render` when the project's data moved on.
+/// An unknown project has no version: `render` then answers its 404.
+async fn cached<F, Fut>(
+    state: &AppState,
+    name: &str,
+    uri: &Uri,
+    render: F,
+) -> Result<Arc<Page>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<String, ApiError>>,
+{
+    let Some(project) = state.storage.project(name).await? else {
+        render().await?;
+        return Err(ApiError::NotFound(format!("no project named {name:?}")));
+    };
+    let computed = state.storage.computed_breakages(&project).await?;
+    let version = Version {
+        revision: computed.revision,
+        breakages_as_of: computed.as_of,
+        minute: now_ms() / 60_000,
+    };
+    let url = uri.to_string();
+    state.pages.get_or_render(&url, version, render).await
 }
 
 pub async fn kernel(

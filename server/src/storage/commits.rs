@@ -385,7 +385,7 @@ impl Storage {
         for chunk in ordered.chunks(PUSH_CHUNK) {
             let _turn = self.write_turn().await;
             let _writing = self.watchdog.writing();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writes.begin().await?;
             let project_id = ensure_project(&mut tx, project).await?;
             let revision = bump_revision(&mut tx, project_id).await?;
             new += place_commits(&mut tx, project_id, chunk, revision)

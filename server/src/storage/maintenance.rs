@@ -179,7 +179,7 @@ impl Storage {
             {
                 let _turn = self.write_turn().await;
                 let _writing = self.watchdog.writing();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writes.begin().await?;
                 for (status, ids) in &by_status {
                     // Another pass (the CLI beside the server) may have got there first.
                     let sql = format!(

@@ -91,6 +91,8 @@ enum Backend {
 #[derive(Clone)]
 pub struct Storage {
     pool: AnyPool,
+    /// Connections for the report writer, history pushes and maintenance.
+    writes: AnyPool,
     /// SQLite allows one writer at a time; taking turns here (the report writer, history pushes,
     /// runner changes) avoids "database is locked" retries. PostgreSQL needs no turns.
     write_turn: Option<Arc<Mutex<()>>>,
@@ -120,7 +122,6 @@ impl Storage {
             return Err(StorageError::UnsupportedUrl(url.to_string()));
         };
         let options = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             // Requests give up on a saturated or unreachable database within a few seconds and
             // answer 503, rather than queueing without bound.
             .acquire_timeout(ACQUIRE_TIMEOUT);
@@ -147,7 +148,11 @@ impl Storage {
                 })
             })
         };
-        let pool = options.connect(url).await?;
+        let readers = if backend == Backend::Sqlite { 8 } else { 16 };
+        let pool = options.clone().max_connections(readers).connect(url).await?;
+        // Writers have connections of their own, so a crowd of readers never makes a runner
+        // wait for one.
+        let writes = options.max_connections(2).connect(url).await?;
         match backend {
             Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
@@ -157,13 +162,14 @@ impl Storage {
         let watchdog = Watchdog::default();
         Ok(Storage {
             queue: ingest::IngestQueue::start(
-                pool.clone(),
+                writes.clone(),
                 ids,
                 write_turn.clone(),
                 watchdog.clone(),
             ),
             watchdog,
             pool,
+            writes,
             write_turn,
             grid_cache: Arc::default(),
             breakage_cache: Arc::default(),
@@ -192,6 +198,7 @@ impl Storage {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writes.close().await;
     }
 }
 
