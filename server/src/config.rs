@@ -47,6 +47,10 @@ pub struct Config {
     /// Most connections open at once (lowered to fit the open-file limit); more wait to be accepted.
     #[arg(long, env = "TRELLIS_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Logs of passing and skipped reports are replaced by a note this many days after the
+    /// report finished; failing and error logs are kept. 0 keeps every log.
+    #[arg(long, env = "TRELLIS_KEEP_PASSING_LOGS_DAYS", default_value_t = 30)]
+    pub keep_passing_logs_days: u32,
 }
 
 impl Config {
@@ -65,6 +69,7 @@ impl Config {
             body_timeout_secs: 30,
             idle_timeout_secs: 30,
             max_connections: 4096,
+            keep_passing_logs_days: 0,
         }
     }
 }

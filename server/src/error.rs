@@ -36,6 +36,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body stopped arriving; send it without long pauses")]
+    RequestTimeout,
     #[error("this endpoint does not accept {0}; its Allow header lists the methods it does")]
     MethodNotAllowed(String),
     #[error("the request target is longer than the limit of {limit} bytes")]
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::RunnerDisabled(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::RunnerDisabled(_) => "runner_disabled",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::UriTooLong { .. } => "uri_too_long",
             ApiError::HeadersTooLarge { .. } => "headers_too_large",
@@ -97,8 +101,16 @@ impl ApiError {
 
     fn log_if_internal(&self) {
         match self {
-            ApiError::Storage(e) if e.is_transient() => tracing::warn!("answering 503: {e}"),
-            ApiError::Storage(e) => tracing::error!("storage failure: {e}"),
+            ApiError::Storage(e) if e.is_transient() => {
+                metrics::counter!("trellis_database_errors_total", "kind" => "unavailable")
+                    .increment(1);
+                tracing::warn!("answering 503: {e}")
+            }
+            ApiError::Storage(e) => {
+                metrics::counter!("trellis_database_errors_total", "kind" => "internal")
+                    .increment(1);
+                tracing::error!("storage failure: {e}")
+            }
             _ => {}
         }
     }

@@ -36,7 +36,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     http::edge::raise_open_file_limit();
     let limits = http::edge::Limits::new(&config);
     let addr = config.addr;
+    let keep_days = config.keep_passing_logs_days;
     let (router, storage) = app(config).await?;
+    // Here and not in `app`, so test harnesses never prune.
+    let retention = tokio::spawn(storage.clone().run_log_retention(keep_days));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(
         "Trellis listening on http://{} (at most {} connections)",
@@ -44,6 +47,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         limits.max_connections
     );
     http::edge::serve(listener, router, limits, shutdown_signal()).await;
+    retention.abort();
     storage.close().await;
     Ok(())
 }

@@ -260,7 +260,28 @@ async fn health_notices_a_stalled_writer(db: TestDb) {
     assert_eq!(status, StatusCode::OK);
 }
 
+async fn storage_work_shows_in_metrics(db: TestDb) {
+    let h = Harness::new(db).await;
+    let (status, _) = h
+        .post_report(report("4.18.0-553.el8_10.x86_64", 1, "fail", "metrics"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    h.breakages().await;
+    let (status, text) = h.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for series in [
+        "trellis_ingest_batch_size_count",
+        "trellis_ingest_commit_seconds_count",
+        "trellis_ingest_queue_depth",
+        "trellis_breakage_recompute_seconds_count",
+    ] {
+        let line = text.lines().find(|l| l.starts_with(series));
+        assert!(line.is_some(), "{series} missing from /metrics:\n{text}");
+    }
+}
+
 on_both_backends!(
+    storage_work_shows_in_metrics,
     a_commit_naming_itself_is_refused,
     cycles_across_requests_are_refused,
     a_long_history_is_stored_in_order,

@@ -38,9 +38,11 @@ async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-        {
+        let cause = std::error::Error::source(&e);
+        if cause.is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
             ApiError::PayloadTooLarge { limit }
+        } else if cause.is_some_and(|s| s.is::<tower_http::timeout::TimeoutError>()) {
+            ApiError::RequestTimeout
         } else {
             ApiError::BadRequest(format!("could not read the request body: {e}"))
         }

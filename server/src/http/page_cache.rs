@@ -243,8 +243,15 @@ mod tests {
             gzip: OnceLock::new(),
         };
         let mut headers = HeaderMap::new();
-        assert!(page.respond(&headers).headers().get(header::CONTENT_ENCODING).is_none());
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br, gzip;q=0.8"));
+        assert!(page
+            .respond(&headers)
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_none());
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, gzip;q=0.8"),
+        );
         let res = page.respond(&headers);
         assert_eq!(res.headers()[header::CONTENT_ENCODING], "gzip");
         assert!(!accepts_coding_gzip("gzip;q=0") && accepts_coding_gzip("gzip"));

@@ -2,10 +2,10 @@
 
 use super::extract::ValidPath;
 use super::load;
+use super::page_cache::{Page, Version};
 use super::AppState;
 use crate::error::{ApiError, PageError};
 use crate::storage::now_ms;
-use super::page_cache::{Page, Version};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{Html, IntoResponse, Response};

@@ -134,11 +134,8 @@ impl Storage {
         });
         self.breakage_cache
             .put(project.id, revision, computed.clone());
-        tracing::debug!(
-            "breakages of {} recomputed in {:?}",
-            project.name,
-            started.elapsed()
-        );
+        metrics::histogram!("trellis_breakage_recompute_seconds")
+            .record(started.elapsed().as_secs_f64());
         Ok(computed.all.clone())
     }
 

@@ -95,6 +95,8 @@ impl IngestQueue {
                         Err(_) => break,
                     }
                 }
+                metrics::gauge!("trellis_ingest_queue_depth").set(rx.len() as f64);
+                metrics::histogram!("trellis_ingest_batch_size").record(batch.len() as f64);
                 writer.write(batch).await;
             }
         });
@@ -196,7 +198,10 @@ impl Writer {
         let mut learned = Learned::default();
         match self.fill_batch(&mut tx, batch, careful, &mut learned).await {
             Ok(outcomes) => {
+                let committing = std::time::Instant::now();
                 tx.commit().await?;
+                metrics::histogram!("trellis_ingest_commit_seconds")
+                    .record(committing.elapsed().as_secs_f64());
                 self.ids.lock().expect("id cache lock").absorb(learned);
                 Ok(outcomes)
             }

@@ -149,7 +149,11 @@ impl Storage {
             })
         };
         let readers = if backend == Backend::Sqlite { 8 } else { 16 };
-        let pool = options.clone().max_connections(readers).connect(url).await?;
+        let pool = options
+            .clone()
+            .max_connections(readers)
+            .connect(url)
+            .await?;
         // Writers have connections of their own, so a crowd of readers never makes a runner
         // wait for one.
         let writes = options.max_connections(2).connect(url).await?;
