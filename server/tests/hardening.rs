@@ -260,6 +260,79 @@ async fn health_notices_a_stalled_writer(db: TestDb) {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A database locked by someone else for longer than Trellis waits: the runner gets a 503 with
+/// `Retry-After` in bounded time, and its retry is stored once the lock is gone.
+async fn a_locked_database_answers_503_then_recovers(db: TestDb) {
+    let h = Harness::new(db).await;
+    sqlx::any::install_default_drivers();
+    let mut other = <sqlx::AnyConnection as sqlx::Connection>::connect(&h.db.url)
+        .await
+        .unwrap();
+    let lock = if h.db.url.starts_with("sqlite") {
+        "BEGIN EXCLUSIVE"
+    } else {
+        "BEGIN; LOCK TABLE reports IN ACCESS EXCLUSIVE MODE"
+    };
+    sqlx::raw_sql(lock).execute(&mut other).await.unwrap();
+    let body = report("4.18.0-553.el8_10.x86_64", 1, "pass", "locked");
+    let started = std::time::Instant::now();
+    let (status, reply, retry_after) = {
+        let req = axum::http::Request::post("/api/v1/reports")
+            .header("authorization", format!("Bearer {}", h.token))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let res = tower::ServiceExt::oneshot(h.router.clone(), req)
+            .await
+            .unwrap();
+        let retry = res.headers().get("retry-after").cloned();
+        let status = res.status();
+        let bytes = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+            retry,
+        )
+    };
+    let waited = started.elapsed();
+    expect_error(
+        status,
+        &reply,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+    assert!(retry_after.is_some(), "503 without Retry-After");
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    let (status, reply) = h.post_report(body).await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    assert_eq!(h.report_count().await, 1);
+}
+
+/// A database that cannot be reached makes health say so, and requests answer 503.
+async fn health_tells_when_the_database_is_gone(db: TestDb) {
+    let h = Harness::new(db).await;
+    h.storage.close().await;
+    let (status, body) = h.json("GET", "/api/v1/health", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_ne!(body["database"], "ok");
+    let (status, body) = h
+        .post_report(report("4.18.0-553.el8_10.x86_64", 1, "pass", "gone"))
+        .await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+}
+
 async fn storage_work_shows_in_metrics(db: TestDb) {
     let h = Harness::new(db).await;
     let (status, _) = h
@@ -281,6 +354,8 @@ async fn storage_work_shows_in_metrics(db: TestDb) {
 }
 
 on_both_backends!(
+    a_locked_database_answers_503_then_recovers,
+    health_tells_when_the_database_is_gone,
     storage_work_shows_in_metrics,
     a_commit_naming_itself_is_refused,
     cycles_across_requests_are_refused,

@@ -38,10 +38,13 @@ async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let cause = std::error::Error::source(&e);
-        if cause.is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+        // The body error wraps its cause at some depth: look through the whole chain.
+        let caused_by = |is: fn(&(dyn std::error::Error + 'static)) -> bool| {
+            std::iter::successors(std::error::Error::source(&e), |c| c.source()).any(is)
+        };
+        if caused_by(|c| c.is::<http_body_util::LengthLimitError>()) {
             ApiError::PayloadTooLarge { limit }
-        } else if cause.is_some_and(|s| s.is::<tower_http::timeout::TimeoutError>()) {
+        } else if caused_by(|c| c.is::<tower_http::timeout::TimeoutError>()) {
             ApiError::RequestTimeout
         } else {
             ApiError::BadRequest(format!("could not read the request body: {e}"))
