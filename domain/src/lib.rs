@@ -25,4 +25,4 @@ pub mod version;
 pub use grid::{CellEntry, CommitColumn, Grid, GridFilter, KernelRow};
 pub use kernel::Kernel;
 pub use report::{CommitInfo, FieldError, Report, Stage};
-pub use status::{CellState, CellSummary, Status, StatusCounts};
+pub use status::{CellState, CellSummary, CellUpdate, Status, StatusCounts};

@@ -146,6 +146,64 @@ impl CellState {
     }
 }
 
+/// What new reports add to one cell's summary. Reports stored together are merged first, then
+/// into the stored summary by storage's upsert, which applies this same rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellUpdate {
+    pub counts: StatusCounts,
+    pub latest_status: Status,
+    pub latest_report_id: i64,
+    pub latest_finished_at: i64,
+    /// Signature of the latest report, when it failed with one.
+    pub latest_signature: Option<String>,
+    pub first_fail_at: Option<i64>,
+    pub first_pass_at: Option<i64>,
+}
+
+impl CellUpdate {
+    pub fn state(&self) -> CellState {
+        CellState::of(self.counts.pass, self.counts.fail, self.latest_status)
+    }
+
+    pub fn of_report(id: i64, status: Status, finished_at: i64, signature: Option<String>) -> Self {
+        let mut counts = StatusCounts::default();
+        counts.add(status);
+        CellUpdate {
+            counts,
+            latest_status: status,
+            latest_report_id: id,
+            latest_finished_at: finished_at,
+            latest_signature: signature,
+            first_fail_at: (status == Status::Fail).then_some(finished_at),
+            first_pass_at: (status == Status::Pass).then_some(finished_at),
+        }
+    }
+
+    /// Adds a report stored after those already merged. Counts add up; the report that finished
+    /// last decides the status (a tie goes to the one stored later); a signature is replaced
+    /// only by a newer one; first pass and first fail are the earliest.
+    pub fn absorb(&mut self, later: CellUpdate) {
+        self.counts.pass += later.counts.pass;
+        self.counts.fail += later.counts.fail;
+        self.counts.error += later.counts.error;
+        self.counts.skip += later.counts.skip;
+        if later.latest_finished_at >= self.latest_finished_at {
+            if later.latest_signature.is_some() {
+                self.latest_signature = later.latest_signature;
+            }
+            self.latest_status = later.latest_status;
+            self.latest_report_id = later.latest_report_id;
+            self.latest_finished_at = later.latest_finished_at;
+        }
+        let earliest = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.first_fail_at = earliest(self.first_fail_at, later.first_fail_at);
+        self.first_pass_at = earliest(self.first_pass_at, later.first_pass_at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +258,40 @@ mod tests {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
         assert_eq!(Status::parse("PASS"), None);
+    }
+
+    #[test]
+    fn cell_updates_merge_like_the_stored_summary() {
+        let mut cell = CellUpdate::of_report(1, Status::Fail, 100, Some("sig-a".into()));
+        cell.absorb(CellUpdate::of_report(2, Status::Pass, 300, None));
+        cell.absorb(CellUpdate::of_report(
+            3,
+            Status::Fail,
+            200,
+            Some("sig-b".into()),
+        ));
+        assert_eq!((cell.counts.pass, cell.counts.fail), (1, 2));
+        // The pass finished last, so it decides; an older failure does not replace anything.
+        assert_eq!(
+            (cell.latest_report_id, cell.latest_status),
+            (2, Status::Pass)
+        );
+        assert_eq!(cell.latest_signature.as_deref(), Some("sig-a"));
+        assert_eq!(
+            (cell.first_fail_at, cell.first_pass_at),
+            (Some(100), Some(300))
+        );
+        // A tie goes to the report stored later.
+        cell.absorb(CellUpdate::of_report(
+            4,
+            Status::Fail,
+            300,
+            Some("sig-c".into()),
+        ));
+        assert_eq!(
+            (cell.latest_report_id, cell.latest_signature.as_deref()),
+            (4, Some("sig-c"))
+        );
+        assert_eq!(cell.state(), CellState::Flaky);
     }
 }

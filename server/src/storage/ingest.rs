@@ -5,13 +5,14 @@
 //! its report.
 
 use super::commits::{bump_revision, ensure_project, place_commits};
+use super::report_rows::{insert_reports, NewReport};
 use super::{is_unique_violation, now_ms, Result, StorageError, Watchdog};
 use sqlx::{Acquire, Any, AnyPool, Row, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
 use tokio::sync::{mpsc, oneshot, Mutex};
-use trellis_domain::signature::{signature_id, ErrorSignature};
-use trellis_domain::{Kernel, Report, Status};
+use trellis_domain::signature::ErrorSignature;
+use trellis_domain::{Kernel, Report};
 
 /// A log ready to store: already clipped and compressed (done before queueing, off the writer).
 pub struct LogBlob {
@@ -221,23 +222,30 @@ impl Writer {
         learned: &mut Learned,
     ) -> Result<Vec<Result<Ingested>>> {
         let mut revisions = HashMap::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for job in batch {
-            let outcome = if careful {
-                self.store_one(tx, job, learned, &mut revisions).await
-            } else {
+        let outcomes = if careful {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for job in batch {
+                outcomes.push(self.store_one(tx, job, learned, &mut revisions).await);
+            }
+            outcomes
+        } else {
+            let mut rows = Vec::with_capacity(batch.len());
+            for job in batch {
                 let (project_id, revision) = self
                     .batch_revision(tx, job, learned, &mut revisions)
                     .await?;
                 let mut mine = Learned::default();
-                let id = self
-                    .insert_report(tx, job, project_id, revision, learned, &mut mine)
-                    .await?;
+                rows.push(
+                    self.resolve(tx, job, project_id, revision, learned, &mut mine)
+                        .await?,
+                );
                 learned.absorb(mine);
-                Ok(Ingested::Created(id))
-            };
-            outcomes.push(outcome);
-        }
+            }
+            let ids = insert_reports(tx, &rows).await?;
+            ids.into_iter()
+                .map(|id| Ok(Ingested::Created(id)))
+                .collect()
+        };
         let mut runners: Vec<i64> = batch
             .iter()
             .zip(&outcomes)
@@ -291,10 +299,14 @@ impl Writer {
         let (project_id, revision) = self.batch_revision(tx, job, learned, revisions).await?;
         let mut sp = (&mut **tx).begin().await?;
         let mut mine = Learned::default();
-        match self
-            .insert_report(&mut sp, job, project_id, revision, learned, &mut mine)
+        let stored = match self
+            .resolve(&mut sp, job, project_id, revision, learned, &mut mine)
             .await
         {
+            Ok(row) => insert_reports(&mut sp, &[row]).await.map(|ids| ids[0]),
+            Err(e) => Err(e),
+        };
+        match stored {
             Ok(id) => {
                 sp.commit().await?;
                 learned.absorb(mine);
@@ -333,15 +345,16 @@ impl Writer {
         Ok(id)
     }
 
-    async fn insert_report(
+    /// The rows a report needs (its kernel and commit), found or created.
+    async fn resolve<'j>(
         &self,
         tx: &mut Transaction<'_, Any>,
-        job: &Job,
+        job: &'j Job,
         project_id: i64,
         revision: i64,
         batch: &Learned,
         mine: &mut Learned,
-    ) -> Result<i64> {
+    ) -> Result<NewReport<'j>> {
         let report = &job.report;
         let kernel_key = (project_id, report.kernel.clone());
         let kernel_id = match self.known(batch, |ids| ids.kernels.get(&kernel_key).copied()) {
@@ -373,86 +386,15 @@ impl Writer {
             }
         };
 
-        let finished_at = report.finished_at.timestamp_millis();
-        let error = job.log.error.as_ref();
-        let stages = serde_json::to_string(&report.stages).expect("stages serialise");
-        let metadata = serde_json::to_string(&report.metadata).expect("metadata serialises");
-        let report_id: i64 = sqlx::query(
-            "INSERT INTO reports (project_id, kernel_id, commit_id, runner_id, run_id, status, stages, metadata,
-                                  started_at, finished_at, received_at, signature, signature_hash, error_line, excerpt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-        )
-        .bind(project_id)
-        .bind(kernel_id)
-        .bind(commit_id)
-        .bind(job.runner_id)
-        .bind(&report.run_id)
-        .bind(report.status.as_str())
-        .bind(stages)
-        .bind(metadata)
-        .bind(report.started_at.timestamp_millis())
-        .bind(finished_at)
-        .bind(now_ms())
-        .bind(error.map(|e| e.signature.clone()))
-        .bind(error.map(|e| signature_id(&e.signature)))
-        .bind(error.map(|e| e.line.clone()))
-        .bind(error.map(|e| e.excerpt.clone()))
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)?;
-
-        sqlx::query("INSERT INTO logs (report_id, compressed, original_bytes, cut_bytes) VALUES ($1, $2, $3, $4)")
-            .bind(report_id)
-            .bind(&job.log.compressed)
-            .bind(job.log.original_bytes)
-            .bind(job.log.cut_bytes)
-            .execute(&mut **tx)
-            .await?;
-
-        let count = |s: Status| i64::from(report.status == s);
-        // The latest report (by finished_at) decides the cell's status.
-        sqlx::query(
-            "INSERT INTO cells (project_id, kernel_id, commit_id, n_pass, n_fail, n_error, n_skip,
-                                latest_status, latest_report_id, latest_finished_at, latest_signature,
-                                first_fail_at, first_pass_at, revision)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (commit_id, kernel_id) DO UPDATE SET
-                revision = excluded.revision,
-                n_pass = cells.n_pass + excluded.n_pass,
-                n_fail = cells.n_fail + excluded.n_fail,
-                n_error = cells.n_error + excluded.n_error,
-                n_skip = cells.n_skip + excluded.n_skip,
-                latest_status = CASE WHEN excluded.latest_finished_at >= cells.latest_finished_at
-                                     THEN excluded.latest_status ELSE cells.latest_status END,
-                latest_report_id = CASE WHEN excluded.latest_finished_at >= cells.latest_finished_at
-                                     THEN excluded.latest_report_id ELSE cells.latest_report_id END,
-                latest_signature = CASE WHEN excluded.latest_signature IS NOT NULL
-                                          AND excluded.latest_finished_at >= cells.latest_finished_at
-                                     THEN excluded.latest_signature ELSE cells.latest_signature END,
-                latest_finished_at = CASE WHEN excluded.latest_finished_at >= cells.latest_finished_at
-                                     THEN excluded.latest_finished_at ELSE cells.latest_finished_at END,
-                first_fail_at = CASE WHEN cells.first_fail_at IS NULL OR excluded.first_fail_at < cells.first_fail_at
-                                     THEN COALESCE(excluded.first_fail_at, cells.first_fail_at) ELSE cells.first_fail_at END,
-                first_pass_at = CASE WHEN cells.first_pass_at IS NULL OR excluded.first_pass_at < cells.first_pass_at
-                                     THEN COALESCE(excluded.first_pass_at, cells.first_pass_at) ELSE cells.first_pass_at END",
-        )
-        .bind(project_id)
-        .bind(kernel_id)
-        .bind(commit_id)
-        .bind(count(Status::Pass))
-        .bind(count(Status::Fail))
-        .bind(count(Status::Error))
-        .bind(count(Status::Skip))
-        .bind(report.status.as_str())
-        .bind(report_id)
-        .bind(finished_at)
-        .bind(error.map(|e| e.signature.clone()))
-        .bind((report.status == Status::Fail).then_some(finished_at))
-        .bind((report.status == Status::Pass).then_some(finished_at))
-        .bind(revision)
-        .execute(&mut **tx)
-        .await?;
-        Ok(report_id)
+        Ok(NewReport {
+            project_id,
+            kernel_id,
+            commit_id,
+            runner_id: job.runner_id,
+            revision,
+            report,
+            log: &job.log,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ mod commits;
 mod ingest;
 mod maintenance;
 mod read;
+mod report_rows;
 mod runners;
 mod views;
 mod watchdog;
