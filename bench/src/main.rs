@@ -238,7 +238,16 @@ async fn ingest(
 
 /// One page load: (time spent in the server, body size).
 async fn timed_get(client: &reqwest::Client, url: &str) -> (f64, usize) {
-    let res = client.get(url).send().await.expect("get grid");
+    timed(client.get(url)).await
+}
+
+/// A page load as a browser makes it, asking for gzip: (time spent in the server, bytes sent).
+async fn browser_get(client: &reqwest::Client, url: &str) -> (f64, usize) {
+    timed(client.get(url).header("accept-encoding", "gzip")).await
+}
+
+async fn timed(request: reqwest::RequestBuilder) -> (f64, usize) {
+    let res = request.send().await.expect("get page");
     assert!(res.status().is_success());
     let timing = res
         .headers()
@@ -370,8 +379,8 @@ async fn breakages_catch_up(
     }
 }
 
-/// Times at the server of the grid and breakages pages read by 50 clients while 10 runners
-/// post reports, and the writers' latencies.
+/// Times at the server of the grid and breakages pages read by 50 browsers (asking for gzip)
+/// while 10 runners post reports, and the writers' latencies.
 async fn mixed_load(
     client: &reqwest::Client,
     base: &str,
@@ -389,10 +398,10 @@ async fn mixed_load(
             let mut i = r;
             while Instant::now() < until {
                 if i % 2 == 0 {
-                    grid.push(timed_get(&client, &format!("{base}/p/bench")).await.0);
+                    grid.push(browser_get(&client, &format!("{base}/p/bench")).await.0);
                 } else {
                     breakages.push(
-                        timed_get(&client, &format!("{base}/p/bench/breakages"))
+                        browser_get(&client, &format!("{base}/p/bench/breakages"))
                             .await
                             .0,
                     );
@@ -539,6 +548,7 @@ async fn main() {
     let (rate1, lat1) = ingest(&client, &server.base, &token, newest).await;
     let (grid1, bytes) = grid_times(&client, &server.base).await;
     let (rss1, _) = rss_kib(server.child.id());
+    let (_, gzip_bytes) = browser_get(&client, &format!("{}/p/bench", server.base)).await;
 
     // Phase 2: six times the history behind them.
     let older: Vec<(String, usize)> = (0..args.commits - GRID_COMMITS)
@@ -672,6 +682,11 @@ async fn main() {
     line(
         "grid page size, uncompressed".into(),
         bytes as f64 / 1024.0,
+        "KB",
+    );
+    line(
+        "grid page size, gzip".into(),
+        gzip_bytes as f64 / 1024.0,
         "KB",
     );
     line(
