@@ -74,9 +74,13 @@ test-e2e: e2e/node_modules
 	TRELLIS_BIN=$(CARGO_TARGET_DIR)/debug/trellis SITE_ROOT=$(SITE) node --test e2e/
 
 # --- benchmark -----------------------------------------------------------------------------------
-bench: site
+# SQLite, then PostgreSQL on a database of its own (created afresh each time).
+BENCH_PG ?= postgres://postgres@127.0.0.1:5432/trellis_bench
+bench: site pg
 	cargo build --release -p trellis-server -p trellis-bench
 	$(CARGO_TARGET_DIR)/release/trellis-bench --site-root $(SITE) --bin $(CARGO_TARGET_DIR)/release/trellis $(BENCH_ARGS)
+	psql -q "$(dir $(BENCH_PG))test" -c "DROP DATABASE IF EXISTS $(notdir $(BENCH_PG)) WITH (FORCE)" -c "CREATE DATABASE $(notdir $(BENCH_PG))"
+	$(CARGO_TARGET_DIR)/release/trellis-bench --site-root $(SITE) --bin $(CARGO_TARGET_DIR)/release/trellis --database-url $(BENCH_PG) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(CARGO_TARGET_DIR) e2e/node_modules $(VENV)
