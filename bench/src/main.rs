@@ -452,9 +452,7 @@ async fn long_push(
     token: &str,
     kernel: &str,
 ) -> (f64, f64, usize) {
-    let commits: Vec<serde_json::Value> = (0..LONG_HISTORY)
-        .map(|i| serde_json::json!({"sha": sha(1_000_000 + i), "parents": if i == 0 { vec![] } else { vec![sha(1_000_000 + i - 1)] }, "subject": format!("long history {i}")}))
-        .collect();
+    let commits = linear_history(1_000_000, LONG_HISTORY, "long history");
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let runner = {
         let (client, base, token, kernel, done) = (
@@ -476,9 +474,34 @@ async fn long_push(
         })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
+    let push_ms = push_history(client, base, token, "bench-history", commits).await;
+    done.store(true, Ordering::Relaxed);
+    let waits = runner.await.unwrap();
+    let n = waits.len();
+    (push_ms, waits.into_iter().fold(0.0, f64::max), n)
+}
+
+/// A linear history of `n` commits, oldest first.
+fn linear_history(first: usize, n: usize, subject: &str) -> Vec<serde_json::Value> {
+    (first..first + n)
+        .map(|i| {
+            let parents = if i == first { vec![] } else { vec![sha(i - 1)] };
+            serde_json::json!({"sha": sha(i), "parents": parents, "subject": format!("{subject} {i}")})
+        })
+        .collect()
+}
+
+/// Pushes a history in one request; the milliseconds it took.
+async fn push_history(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    project: &str,
+    commits: Vec<serde_json::Value>,
+) -> f64 {
     let t = Instant::now();
     let res = client
-        .post(format!("{base}/api/v1/projects/bench-history/commits"))
+        .post(format!("{base}/api/v1/projects/{project}/commits"))
         .bearer_auth(token)
         .json(&serde_json::json!({ "commits": commits }))
         .send()
@@ -489,11 +512,7 @@ async fn long_push(
         "{}",
         res.text().await.unwrap_or_default()
     );
-    let push_ms = t.elapsed().as_secs_f64() * 1000.0;
-    done.store(true, Ordering::Relaxed);
-    let waits = runner.await.unwrap();
-    let n = waits.len();
-    (push_ms, waits.into_iter().fold(0.0, f64::max), n)
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 #[tokio::main]
@@ -522,23 +541,8 @@ async fn main() {
     }
 
     let kernels = kernels();
-    let commits: Vec<serde_json::Value> = (0..args.commits)
-        .map(|i| serde_json::json!({"sha": sha(i), "parents": if i == 0 { vec![] } else { vec![sha(i - 1)] }, "subject": format!("bench commit {i}")}))
-        .collect();
-    let t = Instant::now();
-    let res = client
-        .post(format!("{}/api/v1/projects/bench/commits", server.base))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "commits": commits }))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        res.status().is_success(),
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
-    let history_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let commits = linear_history(0, args.commits, "bench commit");
+    let history_ms = push_history(&client, &server.base, &token, "bench", commits).await;
 
     // Phase 1: the newest 50 commits on every kernel.
     let newest: Vec<(String, usize)> = (args.commits - GRID_COMMITS..args.commits)

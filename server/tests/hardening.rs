@@ -31,6 +31,15 @@ async fn push(h: &Harness, commits: Value) -> (StatusCode, Value) {
     .await
 }
 
+fn expect_invalid(status: StatusCode, reply: &Value) {
+    expect_error(
+        status,
+        reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_fields",
+    );
+}
+
 fn fields(body: &Value) -> Vec<String> {
     body["fields"]
         .as_array()
@@ -79,23 +88,13 @@ async fn a_commit_naming_itself_is_refused(db: TestDb) {
             &[sha(1)],
         );
         let (status, reply) = h.post_report(body.clone()).await;
-        expect_error(
-            status,
-            &reply,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-        );
+        expect_invalid(status, &reply);
         assert_eq!(fields(&reply), ["commit.parents[0]"]);
         // The runner's retry gets the same answer, and nothing was stored.
         let (status, _) = h.post_report(body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let (status, reply) = push(&h, json!([{"sha": sha(2), "parents": [sha(2)]}])).await;
-        expect_error(
-            status,
-            &reply,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-        );
+        expect_invalid(status, &reply);
         assert_eq!(fields(&reply), ["commits[0].parents[0]"]);
         assert_eq!(h.report_count().await, 0);
         still_serving(&h, "after-self").await;
@@ -112,12 +111,7 @@ async fn cycles_across_requests_are_refused(db: TestDb) {
             json!([{"sha": sha(1), "parents": [sha(2)]}, {"sha": sha(2), "parents": [sha(1)]}]),
         )
         .await;
-        expect_error(
-            status,
-            &reply,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-        );
+        expect_invalid(status, &reply);
         assert_eq!(fields(&reply), ["commits"]);
         assert!(reply["fields"][0]["message"]
             .as_str()
@@ -134,12 +128,7 @@ async fn cycles_across_requests_are_refused(db: TestDb) {
             json!([{"sha": sha(3), "parents": [sha(5)]}, {"sha": sha(5), "parents": [sha(4)]}]),
         )
         .await;
-        expect_error(
-            status,
-            &reply,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-        );
+        expect_invalid(status, &reply);
         assert_eq!(commit_count(&h).await, before);
 
         // A report whose parents close the loop: 3 names its own child 4.
@@ -148,12 +137,7 @@ async fn cycles_across_requests_are_refused(db: TestDb) {
             &[sha(4)],
         );
         let (status, reply) = h.post_report(body).await;
-        expect_error(
-            status,
-            &reply,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-        );
+        expect_invalid(status, &reply);
         assert_eq!(fields(&reply), ["commit.parents"]);
         still_serving(&h, "after-cycle").await;
 
@@ -207,12 +191,7 @@ async fn nul_bytes_get_one_answer(db: TestDb) {
             let mut body = report(kernel, 1, "pass", &format!("nul-{field}"));
             body["commit"][field] = json!("a\u{0}b");
             let (status, reply) = h.post_report(body).await;
-            expect_error(
-                status,
-                &reply,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_fields",
-            );
+            expect_invalid(status, &reply);
             assert_eq!(fields(&reply), [format!("commit.{field}")]);
         }
         let mut body = report(kernel, 1, "pass", "nul-meta");
@@ -220,12 +199,7 @@ async fn nul_bytes_get_one_answer(db: TestDb) {
         let (status, reply) = h.post_report(body).await;
         assert_eq!(fields(&reply), ["metadata.compiler"], "{status} {reply}");
         let (status, reply) = push(&h, json!([{"sha": sha(1), "subject": "x\u{0}"}])).await;
-        expect_error(
-            status,
-            &reply,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-        );
+        expect_invalid(status, &reply);
         assert_eq!(fields(&reply), ["commits[0].subject"]);
         assert_eq!(h.report_count().await, 0);
 
