@@ -241,24 +241,8 @@ pub fn find_breakages(
         .flat_map(|(li, l)| l.iter().enumerate().map(move |(ki, k)| (k.id, (li, ki))))
         .collect();
 
-    // Per kernel: evidence (pass/fail) by git position.
-    let mut evidence: HashMap<(usize, usize), BTreeMap<usize, bool>> = HashMap::new();
-    let mut facts: HashMap<(usize, usize, usize), &CellFacts> = HashMap::new();
-    for c in cells {
-        let (Some(&pos), Some(&(li, ki))) = (commit_pos.get(&c.commit_id), place.get(&c.kernel_id))
-        else {
-            continue;
-        };
-        facts.insert((li, ki, pos), c);
-        match c.state {
-            CellState::Pass => evidence.entry((li, ki)).or_default().insert(pos, true),
-            CellState::Fail => evidence.entry((li, ki)).or_default().insert(pos, false),
-            _ => None,
-        };
-    }
-    let state_at = |li: usize, ki: usize, pos: usize| {
-        evidence.get(&(li, ki)).and_then(|e| e.get(&pos)).copied()
-    };
+    let index = CellIndex::new(&lanes, cells, &commit_pos, &place);
+    let state_at = |li: usize, ki: usize, pos: usize| index.state(li, ki, pos);
     // The nearest older kernel of the lane with evidence at this commit.
     let previous_kernel = |li: usize, ki: usize, pos: usize| {
         (0..ki)
@@ -270,12 +254,9 @@ pub fn find_breakages(
     let mut runs: Vec<Run> = Vec::new();
     for (li, lane) in lanes.iter().enumerate() {
         for ki in 0..lane.len() {
-            let Some(seq) = evidence.get(&(li, ki)) else {
-                continue;
-            };
             let mut last_pass = None;
             let mut current: Option<Run> = None;
-            for (&pos, &pass) in seq {
+            for (pos, pass) in index.evidence(li, ki) {
                 if pass {
                     if let Some(mut run) = current.take() {
                         run.fix = Some(pos);
@@ -369,13 +350,71 @@ pub fn find_breakages(
                 &members,
                 &lanes,
                 commits,
-                &facts,
+                &index,
                 &state_at,
             )
         })
         .collect();
     sort_for_display(&mut out);
     out
+}
+
+/// Every kernel's cells, by lane and kernel index, in git order. Lookups are binary searches in
+/// small sorted vectors rather than hashes of a million keys: at a million cells this is most of
+/// the time breakage detection takes.
+struct CellIndex<'c> {
+    by_kernel: Vec<Vec<Vec<(usize, &'c CellFacts)>>>,
+}
+
+impl<'c> CellIndex<'c> {
+    fn new(
+        lanes: &[Vec<&KernelRow>],
+        cells: &'c [CellFacts],
+        commit_pos: &HashMap<i64, usize>,
+        place: &HashMap<i64, (usize, usize)>,
+    ) -> Self {
+        let mut by_kernel: Vec<Vec<Vec<(usize, &CellFacts)>>> =
+            lanes.iter().map(|l| vec![Vec::new(); l.len()]).collect();
+        for c in cells {
+            if let (Some(&pos), Some(&(li, ki))) =
+                (commit_pos.get(&c.commit_id), place.get(&c.kernel_id))
+            {
+                by_kernel[li][ki].push((pos, c));
+            }
+        }
+        for kernel in by_kernel.iter_mut().flatten() {
+            kernel.sort_unstable_by_key(|(pos, _)| *pos);
+        }
+        CellIndex { by_kernel }
+    }
+
+    fn cell(&self, lane: usize, kernel: usize, pos: usize) -> Option<&'c CellFacts> {
+        let cells = &self.by_kernel[lane][kernel];
+        cells
+            .binary_search_by_key(&pos, |(p, _)| *p)
+            .ok()
+            .map(|i| cells[i].1)
+    }
+
+    /// Pass (true) or fail (false); other states are no evidence.
+    fn state(&self, lane: usize, kernel: usize, pos: usize) -> Option<bool> {
+        self.cell(lane, kernel, pos).and_then(evidence)
+    }
+
+    /// A kernel's evidence along the commits, oldest first.
+    fn evidence(&self, lane: usize, kernel: usize) -> impl Iterator<Item = (usize, bool)> + '_ {
+        self.by_kernel[lane][kernel]
+            .iter()
+            .filter_map(|(pos, c)| evidence(c).map(|pass| (*pos, pass)))
+    }
+}
+
+fn evidence(cell: &CellFacts) -> Option<bool> {
+    match cell.state {
+        CellState::Pass => Some(true),
+        CellState::Fail => Some(false),
+        _ => None,
+    }
 }
 
 /// Open breakages first, then the most recently opened.
@@ -394,7 +433,7 @@ fn describe(
     members: &[&Run],
     lanes: &[Vec<&KernelRow>],
     commits: &[CommitColumn],
-    facts: &HashMap<(usize, usize, usize), &CellFacts>,
+    facts: &CellIndex,
     state_at: &dyn Fn(usize, usize, usize) -> Option<bool>,
 ) -> Breakage {
     // The origin: the earliest failing commit, and on it the narrowest good..bad range.
@@ -420,7 +459,7 @@ fn describe(
         .flat_map(|r| {
             r.cells
                 .iter()
-                .filter_map(move |&p| facts.get(&(r.lane, r.kernel, p)).copied())
+                .filter_map(move |&p| facts.cell(r.lane, r.kernel, p))
         })
         .collect();
 
@@ -457,7 +496,7 @@ fn describe(
             .filter(|r| r.fix == Some(pos))
             .filter_map(|r| {
                 facts
-                    .get(&(r.lane, r.kernel, pos))
+                    .cell(r.lane, r.kernel, pos)
                     .and_then(|f| f.first_pass_at)
             })
             .min()
@@ -466,7 +505,7 @@ fn describe(
             (0..commits.len())
                 .filter_map(|p| {
                     facts
-                        .get(&(origin.lane, k, p))
+                        .cell(origin.lane, k, p)
                         .filter(|f| f.state == CellState::Pass)
                 })
                 .filter_map(|f| f.first_pass_at)
