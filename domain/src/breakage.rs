@@ -202,10 +202,10 @@ enum Key {
 }
 
 /// Finds every breakage. `commits` must be in git order, oldest first.
-pub fn find_breakages(
+pub fn find_breakages<'c>(
     kernels: &[KernelRow],
     commits: &[CommitColumn],
-    cells: &[CellFacts],
+    cells: impl IntoIterator<Item = &'c CellFacts>,
 ) -> Vec<Breakage> {
     let commit_pos: HashMap<i64, usize> =
         commits.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
@@ -369,7 +369,7 @@ struct CellIndex<'c> {
 impl<'c> CellIndex<'c> {
     fn new(
         lanes: &[Vec<&KernelRow>],
-        cells: &'c [CellFacts],
+        cells: impl IntoIterator<Item = &'c CellFacts>,
         commit_pos: &HashMap<i64, usize>,
         place: &HashMap<i64, (usize, usize)>,
     ) -> Self {

@@ -804,7 +804,36 @@ async fn views_stay_current_as_results_arrive(db: TestDb) {
     );
 }
 
+/// Breakages are recomputed from the kernels whose cells changed: a new result on a known kernel
+/// and commit, with no history change, still shows at once.
+async fn breakages_follow_new_results_of_known_kernels(db: TestDb) {
+    let h = Harness::new(db).await;
+    push_linear_history(&h, 3).await;
+    let mut n = 0;
+    let (a, b) = ("4.18.0-553.el8_10.x86_64", "4.18.0-553.5.1.el8_10.x86_64");
+    for c in 1..=2 {
+        post_result(&h, a, "el8", c, "pass", "ok", &mut n).await;
+        post_result(&h, b, "el8", c, "pass", "ok", &mut n).await;
+    }
+    assert_eq!(h.breakages().await, json!([]));
+    post_result(&h, a, "el8", 3, "fail", LOG_HEADERS_END, &mut n).await;
+    let found = h.breakages().await;
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found:#}");
+    assert_eq!(found[0]["first_bad_commit"], sha(3));
+    assert_eq!(found[0]["first_bad_kernel"], a);
+    // The other kernel of the lane fails too: the same commit broke both, one breakage.
+    post_result(&h, b, "el8", 3, "fail", LOG_HEADERS_END, &mut n).await;
+    let found = h.breakages().await;
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found:#}");
+    assert_eq!(
+        found[0]["kernels"].as_array().unwrap().len(),
+        2,
+        "{found:#}"
+    );
+}
+
 on_both_backends!(
+    breakages_follow_new_results_of_known_kernels,
     report_lifecycle,
     authentication,
     bad_input_is_rejected_and_stores_nothing,

@@ -7,7 +7,7 @@
 //! lanes whose cells changed (every lane when the history moved).
 
 use super::read::{column_from, kernel_from, COMMIT_COLUMNS, KERNEL_COLUMNS};
-use super::{Result, Storage, StorageError};
+use super::{placeholders, Result, Storage, StorageError};
 use futures_util::TryStreamExt;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{BTreeMap, HashMap};
@@ -25,10 +25,23 @@ fn lane_of(k: &Kernel) -> Lane {
     (k.stream.clone(), k.arch.clone(), k.variant.clone())
 }
 
-/// A project's breakages, kept per lane so that a change recomputes only its lane.
+/// One lane's cells, per kernel, as last read: a change re-reads only the kernels it touched.
+type LaneCells = BTreeMap<i64, Arc<Vec<CellFacts>>>;
+
+/// A project's breakages, kept per lane so that a change recomputes only its lane, with the
+/// cells they were computed from.
 pub(super) struct ProjectBreakages {
     by_lane: BTreeMap<Lane, Arc<Vec<Breakage>>>,
+    cells: BTreeMap<Lane, LaneCells>,
     all: Arc<Vec<Breakage>>,
+}
+
+/// What changed since breakages were last computed.
+struct Changes {
+    /// Commits were added or reordered: every lane's commit order may have moved.
+    history: bool,
+    /// Kernels whose cells changed, per lane.
+    kernels: BTreeMap<Lane, Vec<i64>>,
 }
 
 /// Breakages as served: the set and the project revisions it reflects and that is current.
@@ -93,18 +106,18 @@ impl Storage {
             }
         }
         let started = Instant::now();
-        let changed = match &cached {
-            Some((seen, _)) => self.lanes_changed_since(project, *seen).await?,
-            None => None,
-        };
-        let mut by_lane = match (&cached, &changed) {
-            (Some((_, known)), Some(_)) => known.by_lane.clone(),
-            _ => BTreeMap::new(),
-        };
         let kernels = self.project_kernels(project).await?;
-        let lanes = match changed {
-            Some(lanes) => lanes,
-            None => {
+        let (mut by_lane, mut cells, changes) = match &cached {
+            Some((seen, known)) => (
+                known.by_lane.clone(),
+                known.cells.clone(),
+                Some(self.changes_since(project, *seen).await?),
+            ),
+            None => (BTreeMap::new(), BTreeMap::new(), None),
+        };
+        let lanes: Vec<Lane> = match &changes {
+            Some(c) if !c.history => c.kernels.keys().cloned().collect(),
+            _ => {
                 let mut all: Vec<Lane> = kernels.iter().map(|k| lane_of(&k.kernel)).collect();
                 all.sort();
                 all.dedup();
@@ -114,22 +127,34 @@ impl Storage {
         if !lanes.is_empty() {
             let commits = self.commits_in_git_order(project).await?;
             for lane in lanes {
+                let stale = changes.as_ref().and_then(|c| c.kernels.get(&lane));
+                let lane_cells = match (cells.remove(&lane), stale) {
+                    (Some(mut known), Some(stale)) => {
+                        known.extend(self.read_cells(project, CellsOf::Kernels(stale)).await?);
+                        known
+                    }
+                    (Some(known), None) => known,
+                    (None, _) => self.read_cells(project, CellsOf::Lane(&lane)).await?,
+                };
                 let lane_kernels: Vec<KernelRow> = kernels
                     .iter()
                     .filter(|k| lane_of(&k.kernel) == lane)
                     .cloned()
                     .collect();
-                let cells = self.lane_cells(project, &lane).await?;
-                by_lane.insert(
-                    lane,
-                    Arc::new(find_breakages(&lane_kernels, &commits, &cells)),
+                let found = find_breakages(
+                    &lane_kernels,
+                    &commits,
+                    lane_cells.values().flat_map(|c| c.iter()),
                 );
+                by_lane.insert(lane.clone(), Arc::new(found));
+                cells.insert(lane, lane_cells);
             }
         }
         let mut all: Vec<Breakage> = by_lane.values().flat_map(|b| b.iter().cloned()).collect();
         sort_for_display(&mut all);
         let computed = Arc::new(ProjectBreakages {
             by_lane,
+            cells,
             all: Arc::new(all),
         });
         self.breakage_cache
@@ -139,25 +164,22 @@ impl Storage {
         Ok(computed.all.clone())
     }
 
-    /// Lanes with cells changed since revision `seen`; `None` when the history changed (every
-    /// lane's commit order may have moved).
-    async fn lanes_changed_since(&self, project: &Project, seen: i64) -> Result<Option<Vec<Lane>>> {
-        if self.history_changed_since(project, seen).await? {
-            return Ok(None);
-        }
+    async fn changes_since(&self, project: &Project, seen: i64) -> Result<Changes> {
+        let history = self.history_changed_since(project, seen).await?;
         let rows = sqlx::query(
-            "SELECT DISTINCT k.stream, k.arch, k.variant FROM cells c JOIN kernels k ON k.id = c.kernel_id
+            "SELECT DISTINCT k.stream, k.arch, k.variant, c.kernel_id FROM cells c JOIN kernels k ON k.id = c.kernel_id
              WHERE c.project_id = $1 AND c.revision > $2",
         )
         .bind(project.id)
         .bind(seen)
         .fetch_all(&self.pool)
         .await?;
-        Ok(Some(
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .collect::<Result<_>>()?,
-        ))
+        let mut kernels: BTreeMap<Lane, Vec<i64>> = BTreeMap::new();
+        for r in rows {
+            let lane = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            kernels.entry(lane).or_default().push(r.try_get(3)?);
+        }
+        Ok(Changes { history, kernels })
     }
 
     /// Whether commits were added or reordered since revision `seen`.
@@ -195,28 +217,36 @@ impl Storage {
         .collect()
     }
 
-    /// The cells of one lane, as breakage detection needs them. sqlx's `Any` driver costs a
-    /// few microseconds a row, so the cells come packed one row per kernel (a million-cell
-    /// lane in well under a second); signatures are shared, not copied per cell.
-    async fn lane_cells(&self, project: &Project, lane: &Lane) -> Result<Vec<CellFacts>> {
-        let mut rows = sqlx::query(
+    /// Cells as breakage detection needs them, per kernel. sqlx's `Any` driver costs a few
+    /// microseconds a row, so the cells come packed one row per kernel (a million-cell lane in
+    /// about a second); signatures are shared, not copied per cell.
+    async fn read_cells(&self, project: &Project, of: CellsOf<'_>) -> Result<LaneCells> {
+        let filter = match of {
+            CellsOf::Lane(_) => "k.stream = $3 AND k.arch = $4 AND k.variant = $5".to_string(),
+            CellsOf::Kernels(ids) => format!("c.kernel_id IN ({})", placeholders(3, ids.len())),
+        };
+        let sql = format!(
             "SELECT c.kernel_id, string_agg(
                     CAST(c.commit_id AS TEXT) || ':' || CAST(c.n_pass AS TEXT) || ':' || CAST(c.n_fail AS TEXT)
                     || ':' || c.latest_status || ':' || COALESCE(CAST(c.first_fail_at AS TEXT), '')
                     || ':' || COALESCE(CAST(c.first_pass_at AS TEXT), '') || ':' || COALESCE(c.latest_signature, ''),
-                    $5) AS packed
+                    $2) AS packed
              FROM cells c JOIN kernels k ON k.id = c.kernel_id
-             WHERE c.project_id = $1 AND k.stream = $2 AND k.arch = $3 AND k.variant = $4
-             GROUP BY c.kernel_id",
-        )
-        .bind(project.id)
-        .bind(&lane.0)
-        .bind(&lane.1)
-        .bind(&lane.2)
-        .bind(CELL_SEPARATOR.to_string())
-        .fetch(&self.pool);
-        let mut signatures: HashMap<&str, Arc<str>> = HashMap::new();
-        let mut cells = Vec::new();
+             WHERE c.project_id = $1 AND {filter}
+             GROUP BY c.kernel_id"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(project.id)
+            .bind(CELL_SEPARATOR.to_string());
+        match of {
+            CellsOf::Lane(lane) => q = q.bind(&lane.0).bind(&lane.1).bind(&lane.2),
+            CellsOf::Kernels(ids) => {
+                for id in ids {
+                    q = q.bind(*id);
+                }
+            }
+        }
+        let mut rows = q.fetch(&self.pool);
         let mut packed_rows = Vec::new();
         while let Some(row) = rows.try_next().await? {
             packed_rows.push((
@@ -224,10 +254,14 @@ impl Storage {
                 row.try_get::<String, _>("packed")?,
             ));
         }
+        let mut signatures: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut cells = LaneCells::new();
         for (kernel_id, packed) in &packed_rows {
-            for cell in packed.split(CELL_SEPARATOR) {
-                cells.push(unpack_cell(*kernel_id, cell, &mut signatures)?);
-            }
+            let kernel = packed
+                .split(CELL_SEPARATOR)
+                .map(|cell| unpack_cell(*kernel_id, cell, &mut signatures))
+                .collect::<Result<Vec<_>>>()?;
+            cells.insert(*kernel_id, Arc::new(kernel));
         }
         Ok(cells)
     }
@@ -278,6 +312,12 @@ impl Storage {
             }
         });
     }
+}
+
+/// Which cells to read.
+enum CellsOf<'a> {
+    Lane(&'a Lane),
+    Kernels(&'a [i64]),
 }
 
 /// Separates packed cells; signatures never hold control characters (see `signature::normalise`).
