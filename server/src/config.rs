@@ -54,22 +54,30 @@ pub struct Config {
 }
 
 impl Config {
-    /// Settings for tests: a given database, defaults elsewhere.
+    /// Settings for tests: a given database, every other setting as `trellis serve` defaults
+    /// it. Read by the binary's own parser, so the two cannot drift apart.
     pub fn for_database(database_url: &str) -> Config {
-        Config {
-            database_url: database_url.to_string(),
-            addr: ([127, 0, 0, 1], 0).into(),
-            site_root: PathBuf::from("target/site"),
-            max_body_bytes: 16 * 1024 * 1024,
-            max_log_bytes: 2 * 1024 * 1024,
-            grid_commits: 50,
-            writer_stall_secs: 30,
-            demo: false,
-            header_timeout_secs: 10,
-            body_timeout_secs: 30,
-            idle_timeout_secs: 30,
-            max_connections: 4096,
-            keep_passing_logs_days: 0,
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            config: Config,
         }
+        let args = ["trellis", "--database-url", database_url, "--addr", "127.0.0.1:0"];
+        <Serve as clap::Parser>::try_parse_from(args)
+            .expect("the defaults parse")
+            .config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_settings_are_the_served_defaults() {
+        let c = Config::for_database("sqlite://x.db");
+        assert_eq!(c.database_url, "sqlite://x.db");
+        assert_eq!((c.grid_commits, c.max_connections), (50, 4096));
+        assert_eq!(c.addr.port(), 0);
     }
 }
