@@ -62,7 +62,13 @@ impl Config {
             #[command(flatten)]
             config: Config,
         }
-        let args = ["trellis", "--database-url", database_url, "--addr", "127.0.0.1:0"];
+        let args = [
+            "trellis",
+            "--database-url",
+            database_url,
+            "--addr",
+            "127.0.0.1:0",
+        ];
         <Serve as clap::Parser>::try_parse_from(args)
             .expect("the defaults parse")
             .config
