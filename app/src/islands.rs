@@ -103,6 +103,7 @@ pub fn FilterBar(
 
 #[cfg(feature = "hydrate")]
 mod dom {
+    use crate::paths;
     use trellis_domain::grid::GridFilter;
     use wasm_bindgen::JsCast;
     use web_sys::{Element, HtmlElement, UrlSearchParams};
@@ -148,36 +149,29 @@ mod dom {
             out.set_text_content(Some(&format!("{shown} of {total} kernels shown")));
         }
 
-        let query = |extra: Option<(&str, String)>| {
-            let Ok(params) = UrlSearchParams::new() else {
-                return String::new();
-            };
-            for (k, v) in filter.to_pairs() {
-                params.append(k, &v);
-            }
-            if let Some((k, v)) = extra {
-                params.append(k, &v);
-            }
-            let s: String = params.to_string().into();
-            if s.is_empty() {
-                s
-            } else {
-                format!("?{s}")
-            }
-        };
+        // The same URLs the server renders, on the path the browser is at.
         for link in elements(doc.query_selector_all("a[data-page]")) {
-            let page = link.get_attribute("data-page").unwrap_or_default();
-            let extra = (page != "0").then_some(("page", page));
-            let _ = link.set_attribute("href", &format!("{}{}", pathname(), query(extra)));
+            let page = page_number(link.get_attribute("data-page"));
+            let href = format!("{}{}", pathname(), paths::grid_query(filter, page));
+            let _ = link.set_attribute("href", &href);
         }
         let current_page = web_sys::window()
             .and_then(|w| w.location().search().ok())
             .and_then(|s| UrlSearchParams::new_with_str(&s).ok())
             .and_then(|p| p.get("page"));
-        let url = format!("{}{}", pathname(), query(current_page.map(|p| ("page", p))));
+        let url = format!(
+            "{}{}",
+            pathname(),
+            paths::grid_query(filter, page_number(current_page))
+        );
         if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
         }
+    }
+
+    /// A page number from the URL or a link; anything else is the first page.
+    fn page_number(page: Option<String>) -> u32 {
+        page.and_then(|p| p.parse().ok()).unwrap_or(0)
     }
 
     fn pathname() -> String {

@@ -39,6 +39,14 @@ pub enum Attribution {
 }
 
 impl Attribution {
+    /// Every cause, in the order pages list them.
+    pub const ALL: [Attribution; 4] = [
+        Attribution::Module,
+        Attribution::Kernel,
+        Attribution::Both,
+        Attribution::Unknown,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Attribution::Module => "module",
@@ -49,14 +57,17 @@ impl Attribution {
     }
 
     pub fn parse(s: &str) -> Option<Attribution> {
-        [
-            Attribution::Module,
-            Attribution::Kernel,
-            Attribution::Both,
-            Attribution::Unknown,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s)
+        Attribution::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// What the cause means, in a few words (breakage headings, the cause filter).
+    pub fn description(self) -> &'static str {
+        match self {
+            Attribution::Module => "a commit broke it",
+            Attribution::Kernel => "a kernel update broke it",
+            Attribution::Both => "a commit broke it on newer kernels",
+            Attribution::Unknown => "cause unknown",
+        }
     }
 }
 
@@ -433,7 +444,7 @@ fn describe(
     members: &[&Run],
     lanes: &[Vec<&KernelRow>],
     commits: &[CommitColumn],
-    facts: &CellIndex,
+    facts: &CellIndex<'_>,
     state_at: &dyn Fn(usize, usize, usize) -> Option<bool>,
 ) -> Breakage {
     // The origin: the earliest failing commit, and on it the narrowest good..bad range.
@@ -800,6 +811,23 @@ mod tests {
         let b = &run(&unknown)[0];
         assert_eq!(b.attribution, Attribution::Unknown);
         assert!(b.open && b.commit_bisect.is_none() && b.kernel_bisect.is_none());
+    }
+
+    #[test]
+    fn every_attribution_round_trips_and_says_what_it_means() {
+        for a in Attribution::ALL {
+            assert_eq!(Attribution::parse(a.as_str()), Some(a));
+        }
+        let said: Vec<&str> = Attribution::ALL.map(Attribution::description).to_vec();
+        assert_eq!(
+            said,
+            [
+                "a commit broke it",
+                "a kernel update broke it",
+                "a commit broke it on newer kernels",
+                "cause unknown"
+            ]
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct CommitColumn {
 
 impl CommitColumn {
     pub fn short_sha(&self) -> &str {
-        &self.sha[..self.sha.len().min(7)]
+        crate::history::short_sha(&self.sha)
     }
 }
 

@@ -9,6 +9,11 @@
 use crate::report::CommitInfo;
 use std::collections::{HashMap, HashSet, VecDeque};
 
+/// The abbreviated sha every page shows: its first seven characters (all of a shorter one).
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
 /// A history that would make a commit its own ancestor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("commit {sha} would become its own ancestor: the history sent forms a cycle")]
@@ -156,6 +161,16 @@ mod tests {
         order_parents_first(batch)
             .map(|o| o.iter().map(|c| &c.sha[..1]).collect())
             .map_err(|e| e.sha[..1].to_string())
+    }
+
+    #[test]
+    fn short_sha_is_the_first_seven_characters_of_any_sha() {
+        assert_eq!(
+            short_sha("3d3c92b4711b42169137b2ddf42ed4382e2babdf"),
+            "3d3c92b"
+        );
+        assert_eq!(short_sha("3d3c9"), "3d3c9");
+        assert_eq!(short_sha(""), "");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod status;
 pub mod version;
 
 pub use grid::{CellEntry, CommitColumn, Grid, GridFilter, KernelRow};
+pub use history::short_sha;
 pub use kernel::Kernel;
 pub use report::{CommitInfo, FieldError, Report, Stage};
 pub use status::{CellState, CellSummary, CellUpdate, Status, StatusCounts};

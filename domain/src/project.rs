@@ -2,11 +2,11 @@
 
 use crate::breakage::Breakage;
 use crate::grid::{CommitColumn, KernelRow};
-use crate::kernel::Kernel;
+use crate::kernel::{stream_cmp, stream_label, Kernel};
 use crate::report::Stage;
-use crate::status::{CellSummary, Status, StatusCounts};
+use crate::status::{CellState, CellSummary, Status, StatusCounts};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Epoch milliseconds as `2026-11-26 10:00 UTC`.
 pub fn format_ms(ms: i64) -> String {
@@ -33,6 +33,27 @@ pub struct CommitHealth {
 }
 
 impl CommitHealth {
+    /// Counts a commit's cells: flaky ones apart (their latest status would hide the
+    /// disagreement), every other one by its latest status.
+    pub fn of<'a>(
+        commit: CommitColumn,
+        cells: impl IntoIterator<Item = &'a CellSummary>,
+    ) -> CommitHealth {
+        let mut counts = StatusCounts::default();
+        let mut flaky = 0;
+        for cell in cells {
+            match cell.state() {
+                CellState::Flaky => flaky += 1,
+                _ => counts.add(cell.latest_status),
+            }
+        }
+        CommitHealth {
+            commit,
+            cells: counts,
+            flaky,
+        }
+    }
+
     /// "abc1234: 3 of 120 kernels failing" or "abc1234: all 120 kernels pass".
     pub fn one_line(&self) -> String {
         let total = self.cells.total();
@@ -119,6 +140,46 @@ pub struct StreamChange {
     pub tested: usize,
 }
 
+impl StreamChange {
+    /// What changed, stream by stream, from a commit's parent to the commit. `parent` and
+    /// `commit` give each tested kernel's cell state by kernel id; only kernels tested on the
+    /// commit count, and only pass → fail (broke) and fail → pass (fixed) are changes: flaky,
+    /// error and skip cells say nothing about the commit. Streams come in display order,
+    /// kernels in RPM order.
+    pub fn between(
+        kernels: &[KernelRow],
+        parent: &HashMap<i64, CellState>,
+        commit: &HashMap<i64, CellState>,
+    ) -> Vec<StreamChange> {
+        let mut tested: Vec<&KernelRow> = kernels
+            .iter()
+            .filter(|k| commit.contains_key(&k.id))
+            .collect();
+        tested.sort_by(|a, b| a.kernel.rpm_cmp(&b.kernel));
+        let mut streams: BTreeMap<&str, StreamChange> = BTreeMap::new();
+        for KernelRow { id, kernel } in tested {
+            let entry = streams
+                .entry(&kernel.stream)
+                .or_insert_with(|| StreamChange {
+                    stream: kernel.stream.clone(),
+                    label: stream_label(&kernel.stream),
+                    broke: Vec::new(),
+                    fixed: Vec::new(),
+                    tested: 0,
+                });
+            entry.tested += 1;
+            match (parent.get(id), commit[id]) {
+                (Some(CellState::Pass), CellState::Fail) => entry.broke.push(kernel.uname()),
+                (Some(CellState::Fail), CellState::Pass) => entry.fixed.push(kernel.uname()),
+                _ => {}
+            }
+        }
+        let mut streams: Vec<StreamChange> = streams.into_values().collect();
+        streams.sort_by(|a, b| stream_cmp(&a.stream, &b.stream));
+        streams
+    }
+}
+
 /// What a commit broke and fixed compared with its (first) parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitChanges {
@@ -154,6 +215,42 @@ pub struct SignatureCells {
 }
 
 impl SignatureCells {
+    /// Gathers the cells that show one signature: on how many kernels, and since which kernel
+    /// (the oldest in RPM order) in each stream.
+    pub fn new(
+        project: Project,
+        id: String,
+        signature: String,
+        excerpt: Option<String>,
+        first_seen: i64,
+        cells: Vec<SignatureCell>,
+    ) -> SignatureCells {
+        let mut oldest: BTreeMap<&str, &Kernel> = BTreeMap::new();
+        for cell in &cells {
+            let k = &cell.kernel;
+            let slot = oldest.entry(&k.stream).or_insert(k);
+            if k.rpm_cmp(slot).is_lt() {
+                *slot = k;
+            }
+        }
+        let since = oldest.into_values().map(Kernel::uname).collect();
+        let kernels = cells
+            .iter()
+            .map(|c| &c.kernel)
+            .collect::<HashSet<_>>()
+            .len();
+        SignatureCells {
+            project,
+            id,
+            signature,
+            excerpt,
+            kernels,
+            since,
+            first_seen,
+            cells,
+        }
+    }
+
     /// "this error appears on 14 kernels since 4.18.0-483.el8.x86_64"
     pub fn one_line(&self) -> String {
         let noun = if self.kernels == 1 {
@@ -177,15 +274,175 @@ impl SignatureCells {
 mod tests {
     use super::*;
 
+    fn kernel(uname: &str) -> Kernel {
+        Kernel::parse(uname, None, None).unwrap()
+    }
+
+    fn state(c: char) -> Option<CellState> {
+        match c {
+            'P' => Some(CellState::Pass),
+            'F' => Some(CellState::Fail),
+            '~' => Some(CellState::Flaky),
+            'E' => Some(CellState::Error),
+            'S' => Some(CellState::Skip),
+            _ => None,
+        }
+    }
+
+    /// Kernels with their cell on the parent and on the commit: `P` pass, `F` fail, `~` flaky,
+    /// `E` runner error, `S` skip, `.` untested.
+    fn changes(rows: &[(&str, &str)]) -> Vec<StreamChange> {
+        let mut kernels = Vec::new();
+        let (mut parent, mut commit) = (HashMap::new(), HashMap::new());
+        for (id, (uname, cells)) in (1..).zip(rows) {
+            kernels.push(KernelRow {
+                id,
+                kernel: kernel(uname),
+            });
+            let mut cells = cells.chars().map(state);
+            parent.extend(cells.next().flatten().map(|s| (id, s)));
+            commit.extend(cells.next().flatten().map(|s| (id, s)));
+        }
+        StreamChange::between(&kernels, &parent, &commit)
+    }
+
     #[test]
-    fn health_line_counts_failures_and_errors() {
-        let commit = CommitColumn {
+    fn a_commit_breaks_and_fixes_kernels_stream_by_stream() {
+        let streams = changes(&[
+            ("3.10.0-1160.el7.x86_64", "PF"),
+            ("4.18.0-477.el8_8.x86_64", "FP"),
+            ("4.18.0-372.el8.x86_64", "PF"),
+            ("4.18.0-513.el8.x86_64", "PF"),
+            ("5.14.0-1.el9.x86_64", "P."),
+        ]);
+        let seen: Vec<(&str, &[String], &[String], usize)> = streams
+            .iter()
+            .map(|s| (s.stream.as_str(), &s.broke[..], &s.fixed[..], s.tested))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "el8",
+                    &[
+                        "4.18.0-372.el8.x86_64".to_string(),
+                        "4.18.0-513.el8.x86_64".to_string()
+                    ][..],
+                    &["4.18.0-477.el8_8.x86_64".to_string()][..],
+                    3
+                ),
+                (
+                    "el7",
+                    &["3.10.0-1160.el7.x86_64".to_string()][..],
+                    &[][..],
+                    1
+                ),
+            ]
+        );
+        assert_eq!(streams[0].label, "Enterprise Linux 8");
+    }
+
+    #[test]
+    fn only_pass_to_fail_and_back_are_changes() {
+        let streams = changes(&[
+            ("4.18.0-372.el8.x86_64", "~F"),
+            ("4.18.0-477.el8_8.x86_64", "EP"),
+            ("4.18.0-483.el8.x86_64", ".F"),
+            ("4.18.0-513.el8.x86_64", "PS"),
+            ("4.18.0-553.el8_10.x86_64", "FF"),
+        ]);
+        assert_eq!(streams.len(), 1);
+        let el8 = &streams[0];
+        assert!(el8.broke.is_empty() && el8.fixed.is_empty());
+        assert_eq!(el8.tested, 5);
+        assert!(changes(&[("4.18.0-372.el8.x86_64", "P.")]).is_empty());
+    }
+
+    #[test]
+    fn health_counts_flaky_cells_apart_from_their_latest_status() {
+        let cell = |pass: i64, fail: i64, latest: Status| CellSummary {
+            counts: StatusCounts {
+                pass,
+                fail,
+                error: 0,
+                skip: 0,
+            },
+            latest_status: latest,
+            latest_report_id: 1,
+            latest_finished_at: 0,
+            signature: None,
+        };
+        let cells = [
+            cell(2, 0, Status::Pass),
+            cell(0, 1, Status::Fail),
+            cell(1, 1, Status::Fail),
+            cell(1, 1, Status::Pass),
+            cell(0, 0, Status::Error),
+            cell(1, 0, Status::Skip),
+        ];
+        let h = CommitHealth::of(column("3d3c92b4711b42169837e8c3b1fa2b8e5e1ea8e4"), &cells);
+        assert_eq!(
+            (
+                h.cells.pass,
+                h.cells.fail,
+                h.cells.error,
+                h.cells.skip,
+                h.flaky
+            ),
+            (1, 1, 1, 1, 2)
+        );
+        assert_eq!(
+            h.one_line(),
+            "3d3c92b: 3 of 4 kernels failing (2 flaky), 1 with runner errors"
+        );
+    }
+
+    #[test]
+    fn a_signature_is_seen_since_the_oldest_kernel_of_each_stream() {
+        let sighting = |uname: &str, sha: &str| SignatureCell {
+            kernel: kernel(uname),
+            sha: sha.to_string(),
+            last_seen: 0,
+        };
+        let project = Project {
             id: 1,
-            sha: "3d3c92b4711b42169837e8c3b1fa2b8e5e1ea8e4".into(),
+            name: "demo".into(),
+            description: String::new(),
+            demo: false,
+        };
+        let cells = vec![
+            sighting("4.18.0-553.el8_10.x86_64", "b"),
+            sighting("4.18.0-483.el8.x86_64", "b"),
+            sighting("4.18.0-483.el8.x86_64", "a"),
+            sighting("5.14.0-503.el9_5.x86_64", "a"),
+            sighting("4.18.0-513.el8.x86_64", "a"),
+        ];
+        let s = SignatureCells::new(project, "x".into(), "boom".into(), None, 5, cells);
+        assert_eq!(s.kernels, 4);
+        assert_eq!(
+            s.since,
+            ["4.18.0-483.el8.x86_64", "5.14.0-503.el9_5.x86_64"]
+        );
+        assert_eq!(
+            s.one_line(),
+            "appears on 4 kernels since 4.18.0-483.el8.x86_64, 5.14.0-503.el9_5.x86_64"
+        );
+        assert_eq!((s.first_seen, s.cells.len()), (5, 5));
+    }
+
+    fn column(sha: &str) -> CommitColumn {
+        CommitColumn {
+            id: 1,
+            sha: sha.into(),
             subject: None,
             author: None,
             committed_at: None,
-        };
+        }
+    }
+
+    #[test]
+    fn health_line_counts_failures_and_errors() {
+        let commit = column("3d3c92b4711b42169837e8c3b1fa2b8e5e1ea8e4");
         let mut h = CommitHealth {
             commit,
             cells: StatusCounts {

@@ -6,11 +6,7 @@ use leptos::prelude::*;
 use trellis_domain::breakage::{Attribution, BisectHint, Breakage, BreakageFilter};
 use trellis_domain::grid::StreamOption;
 use trellis_domain::project::{format_ms, BreakageDetail, Project};
-use trellis_domain::Kernel;
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
-}
+use trellis_domain::{short_sha, Kernel};
 
 /// "1 kernel", "3 kernels".
 fn count(n: usize, noun: &str) -> String {
@@ -40,7 +36,7 @@ fn kernel_link(project: &str, stream: &str, uname: &str) -> impl IntoView {
 }
 
 fn commit_link(project: &str, sha: &str) -> impl IntoView {
-    view! { <a href=paths::commit(project, sha)><code>{short(sha).to_string()}</code></a> }
+    view! { <a href=paths::commit(project, sha)><code>{short_sha(sha).to_string()}</code></a> }
 }
 
 fn bisect_view(
@@ -52,7 +48,7 @@ fn bisect_view(
     let is_commit = hint.command.is_some();
     let label = |s: &str| {
         if is_commit {
-            short(s).to_string()
+            short_sha(s).to_string()
         } else {
             s.to_string()
         }
@@ -125,17 +121,11 @@ pub(super) fn breakage_card(project: &str, d: BreakageDetail, now: i64) -> impl 
         .kernel_bisect
         .as_ref()
         .map(|h| bisect_view(project, &b.stream, "kernel", h));
-    let attribution = match b.attribution.as_str() {
-        "module" => "a commit broke it",
-        "kernel" => "a kernel update broke it",
-        "both" => "a commit broke it on newer kernels",
-        _ => "cause unknown",
-    };
     view! {
         <section class=format!("breakage {state}") id=b.id.clone()>
             <h2>
                 <span class=format!("badge {state}")>{state}</span>
-                " "{b.stream_label.clone()}": "{attribution}
+                " "{b.stream_label.clone()}": "{b.attribution.description()}
             </h2>
             <p>
                 "first failing: kernel " {kernel_link(project, &b.stream, &b.first_bad_kernel)}
@@ -168,9 +158,9 @@ pub fn render_breakages(
         let name = project.name.clone();
         let open = breakages.iter().filter(|b| b.breakage.open).count();
         let total = breakages.len();
-        let attribution = filter.attribution.map(Attribution::as_str);
-        let causes = ["module", "kernel", "both", "unknown"]
-            .map(|value| view! { <option value=value selected=attribution == Some(value)>{value}</option> });
+        let causes = Attribution::ALL.map(|a| {
+            view! { <option value=a.as_str() selected=filter.attribution == Some(a)>{a.description()}</option> }
+        });
         let stream_options = streams
             .into_iter()
             .map(|s| {
@@ -217,4 +207,42 @@ pub fn render_breakages(
         }
         .into_any()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_filter_offers_every_attribution_in_words_and_keeps_the_chosen_one() {
+        let project = Project {
+            id: 1,
+            name: "wg".into(),
+            description: String::new(),
+            demo: false,
+        };
+        let filter = BreakageFilter {
+            attribution: Some(Attribution::Kernel),
+            ..BreakageFilter::default()
+        };
+        let html = render_breakages(project, Vec::new(), filter, Vec::new(), 0, false);
+        let (_, select) = html.split_once("<select name=\"attribution\">").unwrap();
+        let (mut rest, _) = select.split_once("</select>").unwrap();
+        let mut options = Vec::new();
+        while let Some((_, after)) = rest.split_once("<option value=\"") {
+            let (option, after) = after.split_once("</option>").unwrap();
+            options.push(option.to_string());
+            rest = after;
+        }
+        assert_eq!(
+            options,
+            [
+                "\">any",
+                "module\">a commit broke it",
+                "kernel\" selected>a kernel update broke it",
+                "both\">a commit broke it on newer kernels",
+                "unknown\">cause unknown",
+            ]
+        );
+    }
 }

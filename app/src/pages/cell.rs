@@ -1,8 +1,9 @@
-use super::{document, state_class, Shell};
+use super::{document, state_class, status_class, Shell};
 use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::kernel::stream_label;
 use trellis_domain::project::{format_ms, CellDetail, ReportDetail};
+use trellis_domain::{CellState, Status};
 
 fn report_view(r: ReportDetail) -> impl IntoView {
     let stages = r
@@ -16,7 +17,7 @@ fn report_view(r: ReportDetail) -> impl IntoView {
             view! {
                 <tr>
                     <td>{s.name.clone()}</td>
-                    <td class=format!("s-{}", s.status.as_str())>{s.status.as_str()}</td>
+                    <td class=status_class(s.status)>{s.status.as_str()}</td>
                     <td>{duration}</td>
                 </tr>
             }
@@ -37,7 +38,7 @@ fn report_view(r: ReportDetail) -> impl IntoView {
     view! {
         <section class="report" id=format!("report-{}", r.id)>
             <h2>
-                <span class=format!("status s-{}", r.status.as_str())>{r.status.as_str()}</span>
+                <span class=format!("status {}", status_class(r.status))>{r.status.as_str()}</span>
                 {format!(" report {} · runner {} · run {}", r.id, r.runner, r.run_id)}
             </h2>
             <p class="times">
@@ -56,7 +57,7 @@ fn report_view(r: ReportDetail) -> impl IntoView {
             })}
             {has_metadata.then(|| view! { <dl class="metadata">{metadata}</dl> })}
             {cut}
-            <details open=r.status.as_str() == "fail">
+            <details open=r.status == Status::Fail>
                 <summary>{format!("log ({} bytes)", r.log.len())}</summary>
                 <pre class="log">{r.log}</pre>
             </details>
@@ -79,7 +80,7 @@ pub fn render_cell(cell: CellDetail) -> String {
         let flaky = cell
             .summary
             .as_ref()
-            .is_some_and(|s| s.state() == trellis_domain::CellState::Flaky)
+            .is_some_and(|s| s.state() == CellState::Flaky)
             .then(|| view! { <p class="note">"Reports disagree: some passed and some failed on this kernel and commit."</p> });
         let project = cell.project.name.clone();
         let reports = cell.reports.into_iter().map(report_view).collect_view();

@@ -4,6 +4,16 @@ use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::grid::{CommitColumn, Grid, GridCell, GridRow};
 use trellis_domain::project::{format_ms, Project};
+use trellis_domain::CellState;
+
+/// Every state a cell can show, and what it means.
+const LEGEND: [(CellState, &str); 5] = [
+    (CellState::Pass, "pass"),
+    (CellState::Fail, "fail"),
+    (CellState::Flaky, "flaky (pass and fail)"),
+    (CellState::Error, "runner error"),
+    (CellState::Skip, "skipped"),
+];
 
 fn column_title(c: &CommitColumn) -> String {
     let mut t = format!("{} {}", c.short_sha(), c.subject.as_deref().unwrap_or(""));
@@ -17,9 +27,8 @@ fn column_title(c: &CommitColumn) -> String {
 }
 
 /// One cell: empty when untested, else the state's symbol linking to the cell page.
-/// `cell_prefix` is the row's cell URL without the sha (computed once per row).
 fn cell_view(
-    cell_prefix: &str,
+    links: &paths::KernelCells,
     uname: &str,
     column: &CommitColumn,
     cell: &Option<GridCell>,
@@ -46,17 +55,17 @@ fn cell_view(
         if let Some(s) = &cell.summary.signature {
             title.push_str(&format!("\n{}", s.chars().take(160).collect::<String>()));
         }
-        view! { <a href=format!("{cell_prefix}{}", column.sha) title=title>{state.symbol()}</a> }
+        view! { <a href=links.cell(&column.sha) title=title>{state.symbol()}</a> }
     });
     view! { <td class=class>{link}</td> }
 }
 
 fn row_view(project: &str, columns: &[CommitColumn], row: GridRow) -> impl IntoView {
-    let prefix = paths::cell_prefix(project, &row.kernel);
+    let links = paths::KernelCells::new(project, &row.kernel);
     let cells = columns
         .iter()
         .zip(&row.cells)
-        .map(|(col, cell)| cell_view(&prefix, &row.uname, col, cell))
+        .map(|(col, cell)| cell_view(&links, &row.uname, col, cell))
         .collect_view();
     view! {
         <tr
@@ -74,32 +83,8 @@ fn row_view(project: &str, columns: &[CommitColumn], row: GridRow) -> impl IntoV
 
 /// Link to another page of commits; the island keeps its query in step with the filter.
 fn page_link(grid: &Grid, page: u32, label: &'static str) -> impl IntoView {
-    let mut pairs = grid.filter.to_pairs();
-    if page > 0 {
-        pairs.push(("page", page.to_string()));
-    }
-    let query: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode_query(v)))
-        .collect();
-    let href = if query.is_empty() {
-        paths::project(&grid.project)
-    } else {
-        format!("{}?{}", paths::project(&grid.project), query.join("&"))
-    };
+    let href = paths::grid_page(&grid.project, &grid.filter, page);
     view! { <a class="page-link" href=href data-page=page.to_string()>{label}</a> }
-}
-
-fn encode_query(v: &str) -> String {
-    v.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
@@ -165,11 +150,7 @@ pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
                 <p><a href=paths::breakages(&project.name)>"Breakages, bisect hints and error signatures →"</a></p>
                 <nav class="pager">{newer}<span class="range">{range}</span>{older}</nav>
                 <p class="legend">
-                    <span class="s-pass">"✓ pass"</span>
-                    <span class="s-fail">"✗ fail"</span>
-                    <span class="s-flaky">"≈ flaky (pass and fail)"</span>
-                    <span class="s-error">"! runner error"</span>
-                    <span class="s-skip">"– skipped"</span>
+                    {LEGEND.map(|(state, meaning)| view! { <span class=state_class(state)>{format!("{} {meaning}", state.symbol())}</span> })}
                     <span>"blank: not tested"</span>
                 </p>
                 {empty.then(|| view! { <p>"No kernel has been reported for this project yet."</p> })}

@@ -7,13 +7,14 @@ use leptos::prelude::*;
 use trellis_domain::breakage::Breakage;
 use trellis_domain::kernel::stream_label;
 use trellis_domain::project::{format_ms, CommitChanges, KernelHistory, SignatureCells};
+use trellis_domain::{short_sha, CellState};
 
 pub fn render_kernel(h: KernelHistory, now: i64) -> String {
     document(move || {
         let project = h.project.name.clone();
         let kernel = h.kernel.kernel.clone();
         let uname = kernel.uname();
-        let prefix = paths::cell_prefix(&project, &kernel);
+        let links = paths::KernelCells::new(&project, &kernel);
         let rows = h
             .cells
             .into_iter()
@@ -22,7 +23,7 @@ pub fn render_kernel(h: KernelHistory, now: i64) -> String {
                 view! {
                     <tr>
                         <td class=state_class(state)>
-                            <a href=format!("{prefix}{}", commit.sha)>{format!("{} {}", state.symbol(), state.as_str())}</a>
+                            <a href=links.cell(&commit.sha)>{format!("{} {}", state.symbol(), state.as_str())}</a>
                         </td>
                         <td><a href=paths::commit(&project, &commit.sha)><code>{commit.short_sha().to_string()}</code></a></td>
                         <td>{commit.subject.clone().unwrap_or_default()}</td>
@@ -62,7 +63,7 @@ fn breakage_links(project: &str, list: &[Breakage]) -> impl IntoView {
         .map(|b| {
             view! {
                 <li>
-                    <a href=format!("{}#{}", paths::breakages(project), b.id)>{format!("{}: {}", b.stream_label, b.attribution.as_str())}</a>
+                    <a href=paths::breakage(project, &b.id)>{format!("{}: {}", b.stream_label, b.attribution.as_str())}</a>
                     {format!(" — {} kernels from {}", b.kernels.len(), b.first_bad_kernel)}
                     {b.signature.clone().map(|s| view! { " · " <code>{s}</code> })}
                 </li>
@@ -91,8 +92,8 @@ pub fn render_commit(c: CommitChanges) -> String {
                     <tr>
                         <td>{s.label.clone()}</td>
                         <td>{s.tested}</td>
-                        <td class=if s.broke.is_empty() { "" } else { "s-fail" }>{format!("{} broke", s.broke.len())}" "<small>{s.broke.join(", ")}</small></td>
-                        <td class=if s.fixed.is_empty() { "" } else { "s-pass" }>{format!("{} fixed", s.fixed.len())}" "<small>{s.fixed.join(", ")}</small></td>
+                        <td class=(!s.broke.is_empty()).then_some(state_class(CellState::Fail))>{format!("{} broke", s.broke.len())}" "<small>{s.broke.join(", ")}</small></td>
+                        <td class=(!s.fixed.is_empty()).then_some(state_class(CellState::Pass))>{format!("{} fixed", s.fixed.len())}" "<small>{s.fixed.join(", ")}</small></td>
                     </tr>
                 }
             })
@@ -138,7 +139,7 @@ pub fn render_signature(s: SignatureCells) -> String {
                     <tr>
                         <td><a href=paths::kernel(&project, &cell.kernel)>{cell.kernel.uname()}</a></td>
                         <td>{stream_label(&cell.kernel.stream)}</td>
-                        <td><a href=paths::cell(&project, &cell.kernel, &cell.sha)><code>{cell.sha[..7].to_string()}</code></a></td>
+                        <td><a href=paths::cell(&project, &cell.kernel, &cell.sha)><code>{short_sha(&cell.sha).to_string()}</code></a></td>
                         <td>{format_ms(cell.last_seen)}</td>
                     </tr>
                 }

@@ -18,7 +18,7 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::*;
 use leptos::reactive::owner::Owner;
 use std::sync::Arc;
-use trellis_domain::CellState;
+use trellis_domain::{CellState, Status};
 
 /// Where the browser finds the island bundle (`/pkg/trellis.js`, `/pkg/trellis_bg.wasm`).
 pub const OUTPUT_NAME: &str = "trellis";
@@ -31,7 +31,8 @@ fn document(view: impl FnOnce() -> AnyView) -> String {
     format!("<!DOCTYPE html>{html}")
 }
 
-/// The CSS class of a cell state (`s-pass`, ...); the stylesheet colours them.
+/// The CSS class of a cell state (`s-pass`, ...); the stylesheet colours them. The one place
+/// pages get a state's class from: statuses go through [`status_class`].
 pub(super) fn state_class(state: CellState) -> &'static str {
     match state {
         CellState::Pass => "s-pass",
@@ -40,6 +41,11 @@ pub(super) fn state_class(state: CellState) -> &'static str {
         CellState::Skip => "s-skip",
         CellState::Flaky => "s-flaky",
     }
+}
+
+/// The CSS class of a report's or stage's status: that of the cell it alone would make.
+pub(super) fn status_class(status: Status) -> &'static str {
+    state_class(CellState::of(0, 0, status))
 }
 
 /// The frame of every page. `islands` adds the hydration script (only the grid needs it).

@@ -6,7 +6,7 @@
 //! arrive while it runs are coalesced into one more pass, and each pass recomputes only the
 //! lanes whose cells changed (every lane when the history moved).
 
-use super::read::{column_from, kernel_from, COMMIT_COLUMNS, KERNEL_COLUMNS};
+use super::rows::{column_from, COMMIT_COLUMNS};
 use super::{placeholders, Result, Storage, StorageError};
 use futures_util::TryStreamExt;
 use sqlx::{AssertSqlSafe, Row};
@@ -61,14 +61,6 @@ impl Computed {
 }
 
 impl Storage {
-    pub(super) async fn revision(&self, project_id: i64) -> Result<i64> {
-        Ok(sqlx::query("SELECT revision FROM projects WHERE id = $1")
-            .bind(project_id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
-    }
-
     /// Every breakage of the project (open ones first, then the most recent), as last computed.
     pub async fn breakages(&self, project: &Project) -> Result<Arc<Vec<Breakage>>> {
         Ok(self.computed_breakages(project).await?.breakages)
@@ -180,29 +172,6 @@ impl Storage {
             kernels.entry(lane).or_default().push(r.try_get(3)?);
         }
         Ok(Changes { history, kernels })
-    }
-
-    /// Whether commits were added or reordered since revision `seen`.
-    pub(super) async fn history_changed_since(&self, project: &Project, seen: i64) -> Result<bool> {
-        let changed =
-            sqlx::query("SELECT 1 FROM commits WHERE project_id = $1 AND revision > $2 LIMIT 1")
-                .bind(project.id)
-                .bind(seen)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(changed.is_some())
-    }
-
-    pub(super) async fn project_kernels(&self, project: &Project) -> Result<Vec<KernelRow>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {KERNEL_COLUMNS} FROM kernels WHERE project_id = $1"
-        )))
-        .bind(project.id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(kernel_from)
-        .collect()
     }
 
     async fn commits_in_git_order(&self, project: &Project) -> Result<Vec<CommitColumn>> {

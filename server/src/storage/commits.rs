@@ -3,7 +3,9 @@
 //! long history never holds up the report writer for long; commits are placed in sets with a few
 //! queries per chunk rather than a few per commit.
 
-use super::{now_ms, placeholders, Result, Storage};
+use super::projects::{bump_revision, ensure_project};
+use super::rows::{int_bool, read_bool};
+use super::{placeholders, Result, Storage};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use trellis_domain::history::{self, Placed};
@@ -16,30 +18,6 @@ type Tx<'a> = Transaction<'a, Any>;
 const PUSH_CHUNK: usize = 500;
 /// Values bound per `IN (...)` list, well under both backends' limits.
 const IN_CHUNK: usize = 500;
-
-pub(super) async fn ensure_project(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO projects (name, created_at) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
-    )
-    .bind(name)
-    .bind(now_ms())
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(row.try_get(0)?)
-}
-
-/// Starts a new revision of the project for this transaction and returns it; every row the
-/// transaction changes is stamped with it.
-pub(super) async fn bump_revision(tx: &mut Tx<'_>, project_id: i64) -> Result<i64> {
-    Ok(
-        sqlx::query("UPDATE projects SET revision = revision + 1 WHERE id = $1 RETURNING revision")
-            .bind(project_id)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get(0)?,
-    )
-}
 
 /// A commit as stored.
 struct Stored {
@@ -172,7 +150,7 @@ async fn read_stored(
             let s = Stored {
                 id: row.try_get(1)?,
                 generation: row.try_get(2)?,
-                parents_known: row.try_get::<i64, _>(3)? != 0,
+                parents_known: read_bool(&row, 3)?,
                 subject: row.try_get(4)?,
                 author: row.try_get(5)?,
                 committed_at: row.try_get(6)?,
@@ -272,7 +250,7 @@ pub(super) async fn place_commits(
                 .bind(&c.author)
                 .bind(c.committed_at.map(|t| t.timestamp_millis()))
                 .bind(*generation)
-                .bind(i64::from(c.parents.is_some()));
+                .bind(int_bool(c.parents.is_some()));
         }
         for row in q.fetch_all(&mut **tx).await? {
             ids.insert(row.try_get(0)?, row.try_get(1)?);

@@ -1,5 +1,6 @@
 //! Keeping a database healthy over time: online backups and retention of old logs.
 
+use super::rows::status;
 use super::{now_ms, placeholders, LogBlob, Result, Storage, StorageError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, Connection, Row};
@@ -7,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use trellis_domain::log::ClippedLog;
+use trellis_domain::Status;
 
 /// A consistent copy of the database, written and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +71,8 @@ fn describe_age(ms: i64) -> String {
 
 /// The text that replaces a removed log. The row stays (with `original_bytes = 0`, which marks
 /// it as done), so every reader keeps working unchanged and shows why the log is gone.
-fn retention_note(status: &str, age: &str) -> Vec<u8> {
-    let kind = if status == "skip" {
+fn retention_note(status: Status, age: &str) -> Vec<u8> {
+    let kind = if status == Status::Skip {
         "skipped"
     } else {
         "passing"
@@ -136,7 +138,7 @@ impl Storage {
     pub async fn prune_passing_logs(&self, older_than_ms: i64) -> Result<PruneStats> {
         let cutoff_ms = now_ms() - older_than_ms;
         let age = describe_age(older_than_ms);
-        let notes: HashMap<&str, Vec<u8>> = ["pass", "skip"]
+        let notes: HashMap<Status, Vec<u8>> = [Status::Pass, Status::Skip]
             .into_iter()
             .map(|s| (s, retention_note(s, &age)))
             .collect();
@@ -165,12 +167,12 @@ impl Storage {
             };
             after = last.try_get("id")?;
             let mut bytes = HashMap::new();
-            let mut by_status: HashMap<String, Vec<i64>> = HashMap::new();
+            let mut by_status: HashMap<Status, Vec<i64>> = HashMap::new();
             for row in &rows {
                 let id: i64 = row.try_get("id")?;
                 bytes.insert(id, row.try_get::<i64, _>("bytes")?);
                 by_status
-                    .entry(row.try_get("status")?)
+                    .entry(status(&row.try_get::<String, _>("status")?)?)
                     .or_default()
                     .push(id);
             }
@@ -187,7 +189,7 @@ impl Storage {
                          WHERE original_bytes > 0 AND report_id IN ({}) RETURNING report_id",
                         placeholders(2, ids.len())
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&notes[status.as_str()]);
+                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&notes[status]);
                     for id in ids {
                         q = q.bind(*id);
                     }

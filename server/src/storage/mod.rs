@@ -1,22 +1,56 @@
 //! The storage layer: the only place that speaks SQL. SQLite (default) and PostgreSQL share every
-//! query through sqlx's `Any` driver; only the migrations differ per backend.
+//! query through sqlx's `Any` driver; only the migrations differ per backend. Storage runs
+//! queries and maps rows into domain types; rules and read models live in `trellis_domain`.
+//!
+//! # SQL dialect contract
+//!
+//! Every query must run unchanged on both backends, so queries keep to what both accept:
+//!
+//! - `$1, $2, ...` placeholders (never `?`); `placeholders` and `report_rows::values` build lists.
+//! - `INSERT ... RETURNING`, and `ON CONFLICT (cols) DO UPDATE SET x = excluded.x` / `DO NOTHING`.
+//! - Multi-row `VALUES (..), (..)` (at most a few thousand bound values per statement) and row
+//!   values: `(a, b) IN (VALUES ($1, $2), ...)`.
+//! - Window functions (`ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`), `string_agg(text,
+//!   separator)`, `COALESCE`, `CASE`, `IS DISTINCT FROM`, `CAST(x AS TEXT)`. Computed columns are cast
+//!   to the type read (`CAST(length(x) AS BIGINT)`, `CAST(MAX(t) AS BIGINT)`): PostgreSQL's
+//!   `length` is a 4-byte integer, and SQLite declares no type for an expression.
+//! - `CROSS JOIN ... WHERE` where SQLite would otherwise pick a bad join order: SQLite keeps the
+//!   written order of a `CROSS JOIN`, PostgreSQL plans it as the inner join it is.
+//! - Nothing backend-specific in queries (`ILIKE`, `::` casts, `GLOB`, `INSERT OR ...`, arrays,
+//!   JSON operators); backups (`VACUUM INTO`) are SQLite-only and say so.
+//!
+//! Only these types decode through `Any`: `i64`, `f64`, `String`, `Vec<u8>` and NULL (as
+//! `Option`). Hence booleans are stored as integers 0/1, read and written only through
+//! `rows::read_bool` and `rows::int_bool` (SQL text may say `= 1`); times are epoch milliseconds
+//! in `BIGINT`; statuses are their lowercase names (`Status::as_str`, read back by `rows::status`);
+//! JSON is `TEXT`.
+//!
+//! SQLite 3.44 or newer is required (`string_agg` arrived in 3.44; `RETURNING` needs 3.35, `IS
+//! DISTINCT FROM` 3.39, `VACUUM INTO` 3.27, upserts 3.24, window functions 3.25). sqlx's `sqlite`
+//! feature builds the SQLite bundled with `libsqlite3-sys` (0.37.0 in Cargo.lock: SQLite 3.51.3),
+//! so the version only matters if the build is switched to the system library.
 
 mod breakages;
 mod cache;
 mod commits;
-mod ingest;
+mod grid;
+mod logs;
+mod lookup;
 mod maintenance;
-mod read;
+mod projects;
 mod report_rows;
+mod rows;
 mod runners;
 mod views;
 mod watchdog;
+mod writer;
 
 pub use breakages::Computed;
 pub use commits::Pushed;
-pub use ingest::{Ingested, LogBlob};
+pub use logs::LogBlob;
 pub use runners::{Runner, RunnerAuth};
 pub use watchdog::Watchdog;
+pub use writer::Ingested;
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -97,10 +131,10 @@ pub struct Storage {
     /// SQLite allows one writer at a time; taking turns here (the report writer, history pushes,
     /// runner changes) avoids "database is locked" retries. PostgreSQL needs no turns.
     write_turn: Option<Arc<Mutex<()>>>,
-    queue: ingest::IngestQueue,
+    queue: writer::IngestQueue,
     /// Tracks writes in progress, so a health check sees a writer that stopped moving.
     pub watchdog: Watchdog,
-    grid_cache: Arc<cache::RevisionCache<(i64, u32, u32), read::GridData>>,
+    grid_cache: Arc<cache::RevisionCache<(i64, u32, u32), grid::GridData>>,
     breakage_cache: Arc<cache::RevisionCache<i64, breakages::ProjectBreakages>>,
     /// Projects whose breakages are being recomputed in the background, each with whether
     /// another pass is due when the current one ends.
@@ -163,10 +197,10 @@ impl Storage {
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
         }
         let write_turn = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let ids = Arc::new(std::sync::Mutex::new(ingest::KnownIds::default()));
+        let ids = Arc::new(std::sync::Mutex::new(writer::KnownIds::default()));
         let watchdog = Watchdog::default();
         Ok(Storage {
-            queue: ingest::IngestQueue::start(
+            queue: writer::IngestQueue::start(
                 writes.clone(),
                 ids,
                 write_turn.clone(),

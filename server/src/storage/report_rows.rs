@@ -5,7 +5,7 @@
 //! takes three statements. Reports of one cell are merged first (`CellUpdate`), since one
 //! statement may not touch a row twice.
 
-use super::ingest::LogBlob;
+use super::logs::LogBlob;
 use super::{now_ms, placeholders, Result};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -186,4 +186,17 @@ fn values(rows: usize, width: usize) -> String {
         .map(|i| format!("({})", placeholders(1 + i * width, width)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+pub(super) async fn report_by_run_id<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    runner_id: i64,
+    run_id: &str,
+) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM reports WHERE runner_id = $1 AND run_id = $2")
+        .bind(runner_id)
+        .bind(run_id)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }

@@ -1,7 +1,9 @@
 //! Runner accounts and their tokens. Only a SHA-256 hash of each token is stored.
 
+use super::rows::{int_bool, read_bool};
 use super::{now_ms, Result, Storage};
 use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
@@ -35,6 +37,16 @@ fn token_id(token: &str) -> Option<&str> {
     (id.len() == 12 && secret.len() == 48).then_some(id)
 }
 
+fn runner_from(row: &AnyRow) -> Result<Runner> {
+    Ok(Runner {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        enabled: read_bool(row, "enabled")?,
+        created_at: row.try_get("created_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+    })
+}
+
 impl Storage {
     /// Creates a runner and returns its token; the token is not stored and cannot be shown again.
     pub async fn add_runner(&self, name: &str) -> Result<Option<String>> {
@@ -62,24 +74,14 @@ impl Storage {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Runner {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    enabled: r.try_get::<i64, _>("enabled")? != 0,
-                    created_at: r.try_get("created_at")?,
-                    last_seen_at: r.try_get("last_seen_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(runner_from).collect()
     }
 
     /// Returns false when no runner has that name.
     pub async fn set_runner_enabled(&self, name: &str, enabled: bool) -> Result<bool> {
         let _turn = self.write_turn().await;
         let done = sqlx::query("UPDATE runners SET enabled = $1 WHERE name = $2")
-            .bind(i64::from(enabled))
+            .bind(int_bool(enabled))
             .bind(name)
             .execute(&self.pool)
             .await?;
@@ -103,13 +105,7 @@ impl Storage {
         if !bool::from(stored.as_bytes().ct_eq(hash_token(token).as_bytes())) {
             return Ok(RunnerAuth::Unknown);
         }
-        let runner = Runner {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            enabled: row.try_get::<i64, _>("enabled")? != 0,
-            created_at: row.try_get("created_at")?,
-            last_seen_at: row.try_get("last_seen_at")?,
-        };
+        let runner = runner_from(&row)?;
         Ok(if runner.enabled {
             RunnerAuth::Valid(runner)
         } else {

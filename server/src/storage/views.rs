@@ -1,18 +1,17 @@
 //! The pages built on breakages: a kernel's history, what a commit changed, where a signature
 //! shows, and the excerpts that go with breakages.
 
-use super::read::{cell_from, column_from, kernel_from, CELL_COLUMNS};
+use super::rows::{cell_from, column_from, kernel_from, prefixed_cell_columns};
 use super::{placeholders, Result, Storage};
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use trellis_domain::breakage::Breakage;
 use trellis_domain::grid::{CommitColumn, KernelRow};
-use trellis_domain::kernel::{stream_cmp, stream_label};
 use trellis_domain::project::{
     BreakageDetail, CommitChanges, KernelHistory, Project, SignatureCell, SignatureCells,
     StreamChange,
 };
-use trellis_domain::{CellState, Kernel};
+use trellis_domain::{CellEntry, CellState};
 
 impl Storage {
     /// Breakages for display, each with the error excerpt of its first failing cell.
@@ -120,51 +119,19 @@ impl Storage {
             Some(sha) => self.commit(&project, &sha).await?,
             None => None,
         };
-        let kernels: HashMap<i64, KernelRow> = self
-            .project_kernels(&project)
-            .await?
-            .into_iter()
-            .map(|k| (k.id, k))
-            .collect();
-        let states = |commit_id: i64| async move {
-            sqlx::query(AssertSqlSafe(format!(
-                "SELECT {CELL_COLUMNS} FROM cells WHERE commit_id = $1"
-            )))
-            .bind(commit_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| cell_from(r).map(|c| (c.kernel_id, c.summary.state())))
-            .collect::<Result<HashMap<i64, CellState>>>()
+        let kernels = self.project_kernels(&project).await?;
+        let states = |cells: Vec<CellEntry>| -> HashMap<i64, CellState> {
+            cells
+                .iter()
+                .map(|c| (c.kernel_id, c.summary.state()))
+                .collect()
         };
-        let now = states(commit.id).await?;
+        let now = states(self.commit_cells(commit.id).await?);
         let before = match &parent {
-            Some(p) => states(p.id).await?,
+            Some(p) => states(self.commit_cells(p.id).await?),
             None => HashMap::new(),
         };
-        let mut streams: BTreeMap<String, StreamChange> = BTreeMap::new();
-        let mut ids: Vec<&i64> = now.keys().collect();
-        ids.sort_by(|a, b| kernels[a].kernel.rpm_cmp(&kernels[b].kernel));
-        for id in ids {
-            let k = &kernels[id].kernel;
-            let entry = streams
-                .entry(k.stream.clone())
-                .or_insert_with(|| StreamChange {
-                    stream: k.stream.clone(),
-                    label: stream_label(&k.stream),
-                    broke: Vec::new(),
-                    fixed: Vec::new(),
-                    tested: 0,
-                });
-            entry.tested += 1;
-            match (before.get(id), now[id]) {
-                (Some(CellState::Pass), CellState::Fail) => entry.broke.push(k.uname()),
-                (Some(CellState::Fail), CellState::Pass) => entry.fixed.push(k.uname()),
-                _ => {}
-            }
-        }
-        let mut streams: Vec<StreamChange> = streams.into_values().collect();
-        streams.sort_by(|a, b| stream_cmp(&a.stream, &b.stream));
+        let streams = StreamChange::between(&kernels, &before, &now);
         let all = self.breakages(&project).await?;
         let opened = all
             .iter()
@@ -208,22 +175,12 @@ impl Storage {
             return Ok(None);
         };
         let signature: String = first.try_get("signature")?;
-        let mut cells = Vec::new();
         let mut first_seen = i64::MAX;
-        let mut oldest: BTreeMap<String, Kernel> = BTreeMap::new();
-        let mut kernel_ids = HashSet::new();
+        let mut cells = Vec::with_capacity(rows.len());
         for r in &rows {
-            let KernelRow { id, kernel } = kernel_from(r)?;
-            kernel_ids.insert(id);
             first_seen = first_seen.min(r.try_get("first_seen")?);
-            let slot = oldest
-                .entry(kernel.stream.clone())
-                .or_insert_with(|| kernel.clone());
-            if kernel.rpm_cmp(slot) == std::cmp::Ordering::Less {
-                *slot = kernel.clone();
-            }
             cells.push(SignatureCell {
-                kernel,
+                kernel: kernel_from(r)?.kernel,
                 sha: r.try_get("sha")?,
                 last_seen: r.try_get("last_seen")?,
             });
@@ -234,23 +191,13 @@ impl Storage {
             .fetch_one(&self.pool)
             .await?
             .try_get("excerpt")?;
-        Ok(Some(SignatureCells {
+        Ok(Some(SignatureCells::new(
             project,
-            id: id.to_string(),
+            id.to_string(),
             signature,
             excerpt,
-            kernels: kernel_ids.len(),
-            since: oldest.into_values().map(|k| k.uname()).collect(),
             first_seen,
             cells,
-        }))
+        )))
     }
-}
-
-fn prefixed_cell_columns() -> String {
-    CELL_COLUMNS
-        .split(", ")
-        .map(|c| format!("cells.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

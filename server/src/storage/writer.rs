@@ -4,24 +4,16 @@
 //! with one savepoint per report. Every runner gets its answer only after the commit that holds
 //! its report.
 
-use super::commits::{bump_revision, ensure_project, place_commits};
-use super::report_rows::{insert_reports, NewReport};
+use super::commits::place_commits;
+use super::logs::LogBlob;
+use super::projects::{bump_revision, ensure_kernel, ensure_project};
+use super::report_rows::{insert_reports, report_by_run_id, NewReport};
 use super::{is_unique_violation, now_ms, Result, StorageError, Watchdog};
-use sqlx::{Acquire, Any, AnyPool, Row, Transaction};
+use sqlx::{Acquire, Any, AnyPool, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
 use tokio::sync::{mpsc, oneshot, Mutex};
-use trellis_domain::signature::ErrorSignature;
 use trellis_domain::{Kernel, Report};
-
-/// A log ready to store: already clipped and compressed (done before queueing, off the writer).
-pub struct LogBlob {
-    pub compressed: Vec<u8>,
-    pub original_bytes: i64,
-    pub cut_bytes: i64,
-    /// The first meaningful error of a failing log (found in the whole log, before clipping).
-    pub error: Option<ErrorSignature>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
@@ -396,44 +388,6 @@ impl Writer {
             log: &job.log,
         })
     }
-}
-
-async fn ensure_kernel(
-    tx: &mut Transaction<'_, Any>,
-    project_id: i64,
-    k: &Kernel,
-    revision: i64,
-) -> Result<i64> {
-    Ok(sqlx::query(
-        "INSERT INTO kernels (project_id, stream, version, release, arch, variant, first_seen_at, revision)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (project_id, stream, version, release, arch, variant) DO UPDATE SET stream = excluded.stream
-         RETURNING id",
-    )
-    .bind(project_id)
-    .bind(&k.stream)
-    .bind(&k.version)
-    .bind(&k.release)
-    .bind(&k.arch)
-    .bind(&k.variant)
-    .bind(now_ms())
-    .bind(revision)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get(0)?)
-}
-
-pub(super) async fn report_by_run_id<'e>(
-    executor: impl sqlx::Executor<'e, Database = Any>,
-    runner_id: i64,
-    run_id: &str,
-) -> Result<Option<i64>> {
-    let row = sqlx::query("SELECT id FROM reports WHERE runner_id = $1 AND run_id = $2")
-        .bind(runner_id)
-        .bind(run_id)
-        .fetch_optional(executor)
-        .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
 impl super::Storage {

@@ -1,0 +1,131 @@
+//! Single things by name: a kernel, a commit, one cell with every report and log, and where a
+//! report lives.
+
+use super::logs::decompress;
+use super::rows::{
+    cell_from, column_from, kernel_from, status, CELL_COLUMNS, COMMIT_COLUMNS, KERNEL_COLUMNS,
+};
+use super::{Result, Storage, StorageError};
+use sqlx::{AssertSqlSafe, Row};
+use trellis_domain::grid::{CellEntry, CommitColumn, KernelRow};
+use trellis_domain::project::{CellDetail, Project, ReportDetail};
+use trellis_domain::Kernel;
+
+impl Storage {
+    /// Finds a kernel of a project by stream and `uname -r`.
+    pub async fn kernel(&self, project: &Project, kernel: &Kernel) -> Result<Option<KernelRow>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KERNEL_COLUMNS} FROM kernels
+             WHERE project_id = $1 AND stream = $2 AND version = $3 AND release = $4 AND arch = $5 AND variant = $6"
+        )))
+        .bind(project.id)
+        .bind(&kernel.stream)
+        .bind(&kernel.version)
+        .bind(&kernel.release)
+        .bind(&kernel.arch)
+        .bind(&kernel.variant)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(kernel_from).transpose()
+    }
+
+    pub async fn commit(&self, project: &Project, sha: &str) -> Result<Option<CommitColumn>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 AND sha = $2"
+        )))
+        .bind(project.id)
+        .bind(sha)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(column_from).transpose()
+    }
+
+    /// All reports of one (kernel, commit), newest first, with their logs.
+    pub async fn cell(
+        &self,
+        project: Project,
+        kernel: KernelRow,
+        commit: CommitColumn,
+    ) -> Result<CellDetail> {
+        let summary = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CELL_COLUMNS} FROM cells WHERE kernel_id = $1 AND commit_id = $2"
+        )))
+        .bind(kernel.id)
+        .bind(commit.id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(cell_from)
+        .transpose()?
+        .map(|c| c.summary);
+        let rows = sqlx::query(
+            "SELECT r.id, u.name AS runner, r.run_id, r.status, r.stages, r.metadata, r.started_at, r.finished_at,
+                    r.received_at, l.compressed, l.original_bytes, l.cut_bytes
+             FROM reports r JOIN runners u ON u.id = r.runner_id JOIN logs l ON l.report_id = r.id
+             WHERE r.kernel_id = $1 AND r.commit_id = $2 ORDER BY r.finished_at DESC, r.id DESC",
+        )
+        .bind(kernel.id)
+        .bind(commit.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let reports = rows
+            .iter()
+            .map(|r| {
+                let json = |col: &str| -> Result<String> { Ok(r.try_get::<String, _>(col)?) };
+                Ok(ReportDetail {
+                    id: r.try_get("id")?,
+                    runner: r.try_get("runner")?,
+                    run_id: r.try_get("run_id")?,
+                    status: status(&r.try_get::<String, _>("status")?)?,
+                    stages: serde_json::from_str(&json("stages")?)
+                        .map_err(|e| StorageError::Corrupt(format!("stages: {e}")))?,
+                    metadata: serde_json::from_str(&json("metadata")?)
+                        .map_err(|e| StorageError::Corrupt(format!("metadata: {e}")))?,
+                    started_at: r.try_get("started_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                    received_at: r.try_get("received_at")?,
+                    log: decompress(&r.try_get::<Vec<u8>, _>("compressed")?)?,
+                    log_original_bytes: r.try_get("original_bytes")?,
+                    log_cut_bytes: r.try_get("cut_bytes")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CellDetail {
+            project,
+            kernel,
+            commit,
+            summary,
+            reports,
+        })
+    }
+
+    /// Every cell of one commit.
+    pub(super) async fn commit_cells(&self, commit_id: i64) -> Result<Vec<CellEntry>> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CELL_COLUMNS} FROM cells WHERE commit_id = $1"
+        )))
+        .bind(commit_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(cell_from)
+        .collect()
+    }
+
+    /// Where a stored report lives: (project, kernel, commit sha).
+    pub async fn report_location(
+        &self,
+        report_id: i64,
+    ) -> Result<Option<(String, Kernel, String)>> {
+        let row = sqlx::query(
+            "SELECT p.name, k.id, k.stream, k.version, k.release, k.arch, k.variant, c.sha
+             FROM reports r JOIN projects p ON p.id = r.project_id JOIN kernels k ON k.id = r.kernel_id
+             JOIN commits c ON c.id = r.commit_id WHERE r.id = $1",
+        )
+        .bind(report_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, kernel_from(&r)?.kernel, r.try_get("sha")?)))
+            .transpose()
+    }
+}

@@ -1,0 +1,178 @@
+//! Projects: their rows (created on a first report or push), the kernels they have seen, their
+//! revision (bumped by every transaction that changes a project, so caches know what is new), and
+//! the summaries the front page lists.
+
+use super::rows::{
+    column_from, int_bool, kernel_from, project_from, COMMIT_COLUMNS, COMMIT_ORDER, KERNEL_COLUMNS,
+};
+use super::{now_ms, Result, Storage};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use trellis_domain::grid::KernelRow;
+use trellis_domain::project::{CommitHealth, Project, ProjectSummary};
+use trellis_domain::Kernel;
+
+type Tx<'a> = Transaction<'a, Any>;
+
+/// The project's id, creating it on its first report or push.
+pub(super) async fn ensure_project(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO projects (name, created_at) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+    )
+    .bind(name)
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Starts a new revision of the project for this transaction and returns it; every row the
+/// transaction changes is stamped with it.
+pub(super) async fn bump_revision(tx: &mut Tx<'_>, project_id: i64) -> Result<i64> {
+    Ok(
+        sqlx::query("UPDATE projects SET revision = revision + 1 WHERE id = $1 RETURNING revision")
+            .bind(project_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?,
+    )
+}
+
+/// The kernel's id, creating it (stamped with `revision`) the first time a report names it.
+pub(super) async fn ensure_kernel(
+    tx: &mut Tx<'_>,
+    project_id: i64,
+    k: &Kernel,
+    revision: i64,
+) -> Result<i64> {
+    Ok(sqlx::query(
+        "INSERT INTO kernels (project_id, stream, version, release, arch, variant, first_seen_at, revision)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (project_id, stream, version, release, arch, variant) DO UPDATE SET stream = excluded.stream
+         RETURNING id",
+    )
+    .bind(project_id)
+    .bind(&k.stream)
+    .bind(&k.version)
+    .bind(&k.release)
+    .bind(&k.arch)
+    .bind(&k.variant)
+    .bind(now_ms())
+    .bind(revision)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?)
+}
+
+impl Storage {
+    /// The project's current revision (see `bump_revision`).
+    pub(super) async fn revision(&self, project_id: i64) -> Result<i64> {
+        Ok(sqlx::query("SELECT revision FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    /// Whether commits were added or reordered since revision `seen`.
+    pub(super) async fn history_changed_since(&self, project: &Project, seen: i64) -> Result<bool> {
+        let changed =
+            sqlx::query("SELECT 1 FROM commits WHERE project_id = $1 AND revision > $2 LIMIT 1")
+                .bind(project.id)
+                .bind(seen)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(changed.is_some())
+    }
+
+    pub(super) async fn project_kernels(&self, project: &Project) -> Result<Vec<KernelRow>> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KERNEL_COLUMNS} FROM kernels WHERE project_id = $1"
+        )))
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(kernel_from)
+        .collect()
+    }
+
+    pub async fn project(&self, name: &str) -> Result<Option<Project>> {
+        let row = sqlx::query("SELECT id, name, description, demo FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(project_from).transpose()
+    }
+
+    /// Marks a project as demo data and describes it (used by the demo seeder).
+    pub async fn describe_project(&self, name: &str, description: &str, demo: bool) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO projects (name, description, demo, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description, demo = excluded.demo",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(int_bool(demo))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn is_empty(&self) -> Result<bool> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM projects")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n == 0)
+    }
+
+    pub async fn project_summaries(&self) -> Result<Vec<ProjectSummary>> {
+        let rows =
+            sqlx::query("SELECT id, name, description, demo FROM projects ORDER BY demo, name")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let project = project_from(row)?;
+            let count = |table: &str| format!("SELECT COUNT(*) FROM {table} WHERE project_id = $1");
+            let mut counts = [0i64; 3];
+            for (slot, table) in counts.iter_mut().zip(["kernels", "commits", "reports"]) {
+                *slot = sqlx::query(AssertSqlSafe(count(table)))
+                    .bind(project.id)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+            }
+            let latest = self.latest_health(project.id).await?;
+            out.push(ProjectSummary {
+                project,
+                kernels: counts[0],
+                commits: counts[1],
+                reports: counts[2],
+                latest,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How the newest commit (in git order) that has any report fares.
+    async fn latest_health(&self, project_id: i64) -> Result<Option<CommitHealth>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits c WHERE project_id = $1
+             AND EXISTS (SELECT 1 FROM cells WHERE cells.commit_id = c.id) {COMMIT_ORDER} LIMIT 1"
+        )))
+        .bind(project_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let commit = column_from(&row)?;
+        let cells = self.commit_cells(commit.id).await?;
+        Ok(Some(CommitHealth::of(
+            commit,
+            cells.iter().map(|c| &c.summary),
+        )))
+    }
+}
