@@ -2,9 +2,9 @@
 //!
 //! Its commits (the real wireguard-linux-compat history) and kernels (real RHEL/CentOS builds)
 //! are real; every result is simulated, and the project is flagged `demo` so every page says so.
-//! Reports go through [`ingest::submit_report`], the path real runner reports take.
+//! Reports go through [`accept::submit_report`], the path real runner reports take.
 
-use crate::ingest;
+use crate::accept;
 use crate::storage::{Storage, StorageError};
 use serde_json::{json, Value};
 use trellis_domain::Kernel;
@@ -170,7 +170,7 @@ pub async fn seed(storage: &Storage, max_log_bytes: usize) -> Result<(), DemoErr
                     "run_id": format!("demo-{}-{}-{n}", &commit["sha"].as_str().unwrap_or_default()[..12], k.uname()),
                     "metadata": { "compiler": "gcc (simulated)", "runner-image": "demo", "kernel-devel": format!("kernel-devel-{}", k.version_release()) },
                 });
-                ingest::submit_report(storage, &runner, &body, max_log_bytes)
+                accept::submit_report(storage, &runner, &body, max_log_bytes)
                     .await
                     .map_err(|e| DemoError::Rejected(e.to_string()))?;
                 stored += 1;

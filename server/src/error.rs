@@ -1,10 +1,10 @@
 //! Every error a request can meet, and the one place that maps it to an HTTP answer.
 
+use crate::http::schema::{ApiErrorBody, ErrorCode};
 use crate::storage::StorageError;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 use std::future::Future;
 use trellis_domain::FieldError;
 
@@ -53,6 +53,9 @@ pub enum ApiError {
     Unavailable,
     #[error("storage failure")]
     Storage(#[from] StorageError),
+    /// Stored data contradicts itself (a report found, then gone): a fault, never the client's.
+    #[error("internal error")]
+    Inconsistent(String),
 }
 
 /// Seconds a client is asked to wait before retrying a 503.
@@ -74,28 +77,28 @@ impl ApiError {
             ApiError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Storage(_) | ApiError::Inconsistent(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            ApiError::MalformedJson(_) => "malformed_json",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::RunnerDisabled(_) => "runner_disabled",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::RequestTimeout => "request_timeout",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::UriTooLong { .. } => "uri_too_long",
-            ApiError::HeadersTooLarge { .. } => "headers_too_large",
-            ApiError::Rejected { status, .. } if status.is_server_error() => "internal",
-            ApiError::Rejected { .. } => "bad_request",
-            ApiError::InvalidFields(_) => "invalid_fields",
-            ApiError::Unavailable => "unavailable",
-            ApiError::Storage(e) if e.is_transient() => "unavailable",
-            ApiError::Storage(_) => "internal",
+            ApiError::MalformedJson(_) => ErrorCode::MalformedJson,
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::RunnerDisabled(_) => ErrorCode::RunnerDisabled,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::RequestTimeout => ErrorCode::RequestTimeout,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::UriTooLong { .. } => ErrorCode::UriTooLong,
+            ApiError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
+            ApiError::Rejected { status, .. } if status.is_server_error() => ErrorCode::Internal,
+            ApiError::Rejected { .. } => ErrorCode::BadRequest,
+            ApiError::InvalidFields(_) => ErrorCode::InvalidFields,
+            ApiError::Unavailable => ErrorCode::Unavailable,
+            ApiError::Storage(e) if e.is_transient() => ErrorCode::Unavailable,
+            ApiError::Storage(_) | ApiError::Inconsistent(_) => ErrorCode::Internal,
         }
     }
 
@@ -111,6 +114,7 @@ impl ApiError {
                     .increment(1);
                 tracing::error!("storage failure: {e}")
             }
+            ApiError::Inconsistent(what) => tracing::error!("inconsistent storage: {what}"),
             _ => {}
         }
     }
@@ -127,21 +131,27 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log_if_internal();
-        let mut body = json!({ "error": self.code(), "message": self.message() });
-        if let ApiError::InvalidFields(fields) = &self {
-            body["fields"] = json!(fields);
-        }
-        if let Some(id) = request_id() {
-            body["request_id"] = json!(id);
-        }
-        let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized) {
+        let status = self.status();
+        let unauthorized = matches!(self, ApiError::Unauthorized);
+        let (error, message) = (self.code(), self.message());
+        let fields = match self {
+            ApiError::InvalidFields(fields) => Some(fields),
+            _ => None,
+        };
+        let body = ApiErrorBody {
+            error,
+            message,
+            fields,
+            request_id: request_id(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if unauthorized {
             response.headers_mut().insert(
                 "www-authenticate",
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
-        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert("retry-after", RETRY_AFTER_SECS.into());
@@ -174,5 +184,25 @@ impl IntoResponse for PageError {
             Html(trellis_app::pages::render_error(status.as_u16(), &message)),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_inconsistency_is_a_500_that_keeps_its_details_in_the_log() {
+        let response = ApiError::Inconsistent("report 7 vanished".to_string()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "internal");
+        assert!(
+            !body["message"].as_str().unwrap().contains("vanished"),
+            "{body}"
+        );
     }
 }

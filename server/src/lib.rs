@@ -1,15 +1,17 @@
 //! The Trellis server: JSON API, pages, storage and the `trellis` command line.
 //!
 //! - [`storage`]: the only module that speaks SQL (SQLite or PostgreSQL).
-//! - [`ingest`]: accepting reports and commit history (validation lives in the domain crate).
-//! - [`http`]: routes and thin handlers; [`error`] maps every failure to one HTTP answer.
+//! - [`accept`]: accepting what runners send: validating reports and commit history (the rules
+//!   live in the domain crate), clipping and compressing logs, before storage writes them.
+//! - [`http`]: routes, extractors and thin handlers, and the API's types from which its OpenAPI
+//!   document is derived; [`error`] maps every failure to one HTTP answer.
 //! - [`demo`]: the labelled demo project that `make run` seeds.
 
+pub mod accept;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http;
-pub mod ingest;
 pub mod storage;
 
 use config::Config;

@@ -353,6 +353,28 @@ async fn a_stalled_body_is_cut_after_the_body_timeout() {
     assert!(start.elapsed() < Duration::from_secs(3));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_read_in_any_letter_case() {
+    let server = Server::start(|_| {}).await;
+    let body = report("3.10.0-1160.el7.x86_64", 1, "pass", "run-1").to_string();
+    let post = |scheme: &str| {
+        format!(
+            "POST /api/v1/reports HTTP/1.1\r\nhost: t\r\nauthorization: {scheme} {}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            server.token,
+            body.len()
+        )
+    };
+    let first = server.request(&post("bearer")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let retry = server.request(&post("BEARER")).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.json()["id"], first.json()["id"]);
+    let other_scheme = server.request(&post("Basic")).await;
+    expect_json_error(&other_scheme, 401, "unauthorized");
+    assert_eq!(other_scheme.header("www-authenticate"), Some("Bearer"));
+}
+
 /// Checks a typed JSON error whose `request_id` is the one in the `x-request-id` header.
 fn expect_json_error(answer: &Answer, status: u16, code: &str) {
     let body = answer.json();

@@ -1,67 +1,52 @@
-//! JSON API handlers: thin wrappers over `ingest` and `storage`.
+//! JSON API handlers: thin wrappers over `accept`, `load` and `storage`. Each one's
+//! `#[utoipa::path]` states its part of the OpenAPI document.
 
-use super::extract::ValidPath;
+use super::extract::{ApiPath, JsonBody};
 use super::load;
+use super::schema::{
+    self, read, BreakageList, BreakageQuery, CommitsPushed, GridQuery, GridView, Health,
+    HealthStatus, KernelPath, ProjectList, ProjectPath, ReportReceipt, ShaPath, SignaturePath,
+};
 use super::AppState;
+use crate::accept;
 use crate::error::ApiError;
-use crate::ingest;
-use crate::storage::{Computed, Runner, RunnerAuth};
-use axum::body::Body;
+use crate::storage::Runner;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
+use std::sync::LazyLock;
+use trellis_domain::project::{CellDetail, CommitChanges, KernelHistory, SignatureCells};
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Runner, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    match state.storage.authenticate(token).await? {
-        RunnerAuth::Valid(runner) => Ok(runner),
-        RunnerAuth::Disabled(name) => Err(ApiError::RunnerDisabled(name)),
-        RunnerAuth::Unknown => Err(ApiError::Unauthorized),
-    }
-}
-
-/// Reads a JSON body within the size limit: 413 over it, 400 when it is not JSON.
-async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
-    let limit = state.config.max_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        // The body error wraps its cause at some depth: look through the whole chain.
-        let caused_by = |is: fn(&(dyn std::error::Error + 'static)) -> bool| {
-            std::iter::successors(std::error::Error::source(&e), |c| c.source()).any(is)
-        };
-        if caused_by(|c| c.is::<http_body_util::LengthLimitError>()) {
-            ApiError::PayloadTooLarge { limit }
-        } else if caused_by(|c| c.is::<tower_http::timeout::TimeoutError>()) {
-            ApiError::RequestTimeout
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {e}"))
-        }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
-}
-
+/// Submit a report
+#[utoipa::path(
+    post,
+    path = "/reports",
+    security(("runnerToken" = [])),
+    request_body = schema::Report,
+    responses(
+        (status = 201, description = "Stored", body = ReportReceipt,
+            headers(("Location" = String, description = "The page of the report's cell"))),
+        (status = 200,
+            description = "Already stored (same run_id from the same runner); nothing new stored",
+            body = ReportReceipt,
+            headers(("Location" = String, description = "The page of the report's cell"))),
+        (status = 400, response = schema::BadRequest),
+        (status = 401, response = schema::Unauthorized),
+        (status = 403, response = schema::Forbidden),
+        (status = 413, response = schema::PayloadTooLarge),
+        (status = 422, response = schema::InvalidFields),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
 pub async fn post_report(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
+    runner: Runner,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let runner = authenticate(&state, &headers).await?;
-    let value = json_body(&state, &headers, body).await?;
     let receipt =
-        ingest::submit_report(&state.storage, &runner, &value, state.config.max_log_bytes).await?;
+        accept::submit_report(&state.storage, &runner, &body, state.config.max_log_bytes).await?;
     let status = if receipt.created {
         StatusCode::CREATED
     } else {
@@ -74,98 +59,212 @@ pub async fn post_report(
     ))
 }
 
+/// Push commit history (idempotent) so the grid knows git order
+#[utoipa::path(
+    post,
+    path = "/projects/{project}/commits",
+    params(ProjectPath),
+    security(("runnerToken" = [])),
+    request_body(content = inline(schema::CommitPush)),
+    responses(
+        (status = 200, description = "Stored; `new` counts commits not seen before",
+            body = CommitsPushed),
+        (status = 400, response = schema::BadRequest),
+        (status = 401, response = schema::Unauthorized),
+        (status = 403, response = schema::Forbidden),
+        (status = 413, response = schema::PayloadTooLarge),
+        (status = 422, response = schema::InvalidFields),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
 pub async fn post_commits(
     State(state): State<AppState>,
-    ValidPath(project): ValidPath<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<impl IntoResponse, ApiError> {
-    authenticate(&state, &headers).await?;
-    let value = json_body(&state, &headers, body).await?;
-    let pushed = ingest::push_commits(&state.storage, &project, &value).await?;
-    Ok(Json(
-        json!({ "project": project, "received": pushed.received, "new": pushed.new }),
-    ))
+    ApiPath(project): ApiPath<String>,
+    _: Runner,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<CommitsPushed>, ApiError> {
+    let pushed = accept::push_commits(&state.storage, &project, &body).await?;
+    Ok(Json(CommitsPushed {
+        project,
+        received: pushed.received,
+        new: pushed.new,
+    }))
 }
 
-pub async fn projects(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        json!({ "projects": state.storage.project_summaries().await? }),
-    ))
+/// Projects with a health summary
+#[utoipa::path(
+    get,
+    path = "/projects",
+    responses(
+        (status = 200, description = "Projects", body = ProjectList),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
+pub async fn projects(State(state): State<AppState>) -> Result<Json<ProjectList>, ApiError> {
+    let projects = state.storage.project_summaries().await?;
+    Ok(Json(ProjectList { projects }))
 }
 
+/// The kernel x commit grid
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/grid",
+    params(ProjectPath, GridQuery),
+    responses(
+        (status = 200, description = "The grid", body = GridView),
+        (status = 400, response = schema::BadRequest),
+        (status = 404, response = schema::NotFound),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
 pub async fn grid(
     State(state): State<AppState>,
-    ValidPath(project): ValidPath<String>,
+    ApiPath(project): ApiPath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<GridView>, ApiError> {
     let (project, grid) = load::grid(&state, &project, &pairs).await?;
-    Ok(Json(json!({ "project": project, "grid": grid })))
+    Ok(Json(GridView { project, grid }))
 }
 
+/// All reports of one kernel and commit, with logs
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/cells/{stream}/{kernel}/{sha}",
+    params(ProjectPath, KernelPath, ShaPath),
+    responses(
+        (status = 200, description = "The cell", body = read::CellDetail),
+        (status = 400, response = schema::BadRequest),
+        (status = 404, response = schema::NotFound),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
 pub async fn cell(
     State(state): State<AppState>,
-    ValidPath((project, stream, kernel, sha)): ValidPath<(String, String, String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        load::cell(&state, &project, &stream, &kernel, &sha).await?,
-    ))
+    ApiPath((project, stream, kernel, sha)): ApiPath<(String, String, String, String)>,
+) -> Result<Json<CellDetail>, ApiError> {
+    let cell = load::cell(&state, &project, &stream, &kernel, &sha).await?;
+    Ok(Json(cell))
 }
 
+/// Breakages: open first, then history, with attribution, ranges, bisect hints on both axes
+/// and error signature
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/breakages",
+    params(ProjectPath, BreakageQuery),
+    responses(
+        (status = 200, description = "Breakages", body = BreakageList),
+        (status = 400, response = schema::BadRequest),
+        (status = 404, response = schema::NotFound),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
 pub async fn breakages(
     State(state): State<AppState>,
-    ValidPath(project): ValidPath<String>,
+    ApiPath(project): ApiPath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<impl IntoResponse, ApiError> {
-    // Freshness first: the breakages loaded after it are at least that fresh.
-    let freshness = freshness(&state, &project).await?;
-    let (project, _, breakages, _) = load::breakages(&state, &project, &pairs).await?;
-    Ok(Json(json!({
-        "project": project,
-        "breakages": breakages,
-        "as_of_revision": freshness.as_ref().map(|f| f.as_of),
-        "revision": freshness.as_ref().map(|f| f.revision),
-        "current": freshness.is_some_and(|f| f.is_current()),
-    })))
+) -> Result<Json<BreakageList>, ApiError> {
+    let selection = load::breakages(&state, &project, &pairs).await?;
+    let computed = selection.computed;
+    Ok(Json(BreakageList {
+        project: selection.project,
+        breakages: selection.breakages,
+        as_of_revision: computed.as_of,
+        revision: computed.revision,
+        current: computed.is_current(),
+    }))
 }
 
-/// How fresh a project's breakages are (`None` for an unknown project, answered 404 later).
-async fn freshness(state: &AppState, name: &str) -> Result<Option<Computed>, ApiError> {
-    match state.storage.project(name).await? {
-        Some(project) => Ok(Some(state.storage.computed_breakages(&project).await?)),
-        None => Ok(None),
-    }
-}
-
+/// One kernel's results along the commits and its breakages
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/kernels/{stream}/{kernel}",
+    params(ProjectPath, KernelPath),
+    responses(
+        (status = 200, description = "History", body = read::KernelHistory),
+        (status = 400, response = schema::BadRequest),
+        (status = 404, response = schema::NotFound),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
 pub async fn kernel(
     State(state): State<AppState>,
-    ValidPath((project, stream, kernel)): ValidPath<(String, String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        load::kernel(&state, &project, &stream, &kernel).await?,
-    ))
+    ApiPath((project, stream, kernel)): ApiPath<(String, String, String)>,
+) -> Result<Json<KernelHistory>, ApiError> {
+    let history = load::kernel(&state, &project, &stream, &kernel).await?;
+    Ok(Json(history))
 }
 
+/// What a commit broke and fixed compared with its parent, per stream
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/commits/{sha}",
+    params(ProjectPath, ShaPath),
+    responses(
+        (status = 200, description = "Changes", body = read::CommitChanges),
+        (status = 400, response = schema::BadRequest),
+        (status = 404, response = schema::NotFound),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
 pub async fn commit(
     State(state): State<AppState>,
-    ValidPath((project, sha)): ValidPath<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
+    ApiPath((project, sha)): ApiPath<(String, String)>,
+) -> Result<Json<CommitChanges>, ApiError> {
     Ok(Json(load::commit(&state, &project, &sha).await?))
 }
 
+/// Every cell whose failures show one error signature
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/signatures/{id}",
+    params(ProjectPath, SignaturePath),
+    responses(
+        (status = 200, description = "Cells", body = read::SignatureCells),
+        (status = 400, response = schema::BadRequest),
+        (status = 404, response = schema::NotFound),
+        (status = 503, response = schema::Unavailable),
+    )
+)]
 pub async fn signature(
     State(state): State<AppState>,
-    ValidPath((project, id)): ValidPath<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
+    ApiPath((project, id)): ApiPath<(String, String)>,
+) -> Result<Json<SignatureCells>, ApiError> {
     Ok(Json(load::signature(&state, &project, &id).await?))
 }
 
+/// This document
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object))
+)]
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI.as_str(),
+    )
 }
 
-/// Reports the database and the writer honestly: 503 when either cannot make progress.
-pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+/// The OpenAPI document, derived once from the API's routes and types.
+static OPENAPI: LazyLock<String> = LazyLock::new(|| {
+    super::api_routes()
+        .into_openapi()
+        .to_json()
+        .expect("the OpenAPI document serialises")
+});
+
+/// Liveness, database and writer check: 503 when either cannot make progress
+#[utoipa::path(
+    get,
+    path = "/health",
+    responses(
+        (status = 200, description = "ok", body = Health),
+        (status = 503, description = "The database or the writer cannot make progress",
+            body = Health, headers(("Retry-After" = i64))),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> Response {
     let database = match state.storage.ping().await {
         Ok(()) => "ok".to_string(),
         Err(e) => e.to_string(),
@@ -176,11 +275,15 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         _ => "ok".to_string(),
     };
     let ok = database == "ok" && writer == "ok";
-    let body = Json(json!({
-        "status": if ok { "ok" } else { "unavailable" },
-        "database": database,
-        "writer": writer,
-    }));
+    let body = Json(Health {
+        status: if ok {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Unavailable
+        },
+        database,
+        writer,
+    });
     if ok {
         (StatusCode::OK, body).into_response()
     } else {
@@ -195,6 +298,3 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such API endpoint; see /api/v1/openapi.json".to_string())
 }
-
-/// The API description, kept beside the routes it describes (a test checks they agree).
-pub const OPENAPI: &str = include_str!("openapi.json");

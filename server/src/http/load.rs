@@ -3,6 +3,7 @@
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::storage::Computed;
 use trellis_domain::breakage::BreakageFilter;
 use trellis_domain::grid::{
     page_from_pairs, CommitColumn, Grid, GridFilter, KernelRow, QueryError, StreamOption,
@@ -99,24 +100,27 @@ pub(super) async fn cell(
     Ok(state.storage.cell(project, kernel, commit).await?)
 }
 
-/// The breakages a query asks for, with the filter (the page shows it back) and the streams
-/// that have breakages (the page offers them).
+/// The breakages a query asks for, and what the breakages page shows around them.
+pub(super) struct BreakageSelection {
+    pub project: Project,
+    /// The filter, which the page shows back.
+    pub filter: BreakageFilter,
+    pub breakages: Vec<BreakageDetail>,
+    /// The streams that have breakages, which the page offers.
+    pub streams: Vec<StreamOption>,
+    /// The computed set they were filtered from: the revision it reflects and how fresh it is.
+    pub computed: Computed,
+}
+
 pub(super) async fn breakages(
     state: &AppState,
     project: &str,
     pairs: &[(String, String)],
-) -> Result<
-    (
-        Project,
-        BreakageFilter,
-        Vec<BreakageDetail>,
-        Vec<StreamOption>,
-    ),
-    ApiError,
-> {
+) -> Result<BreakageSelection, ApiError> {
     let filter = BreakageFilter::from_pairs(str_pairs(pairs)).map_err(bad_query)?;
     let project = project_named(state, project).await?;
-    let all = state.storage.breakages(&project).await?;
+    let computed = state.storage.computed_breakages(&project).await?;
+    let all = computed.breakages.clone();
     let mut streams: Vec<&str> = all.iter().map(|b| b.stream.as_str()).collect();
     streams.sort_by(|a, b| stream_cmp(a, b));
     streams.dedup();
@@ -127,11 +131,17 @@ pub(super) async fn breakages(
             label: stream_label(s),
         })
         .collect();
-    let details = state
+    let breakages = state
         .storage
         .with_excerpts(all.iter().filter(|b| filter.keeps(b)))
         .await?;
-    Ok((project, filter, details, streams))
+    Ok(BreakageSelection {
+        project,
+        filter,
+        breakages,
+        streams,
+        computed,
+    })
 }
 
 pub(super) async fn kernel(

@@ -1,5 +1,5 @@
-//! HTTP: the JSON API under `/api/v1`, the pages, static files and `/metrics`; [`edge`] serves
-//! them to clients.
+//! HTTP: the JSON API under `/api/v1` (its OpenAPI document derived from its routes and
+//! [`schema`]), the pages, static files and `/metrics`; [`edge`] serves them to clients.
 
 mod api;
 pub mod edge;
@@ -9,16 +9,19 @@ mod metrics;
 mod middleware;
 mod page_cache;
 mod pages;
+pub mod schema;
 
 use crate::config::Config;
 use crate::storage::Storage;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,25 +30,24 @@ pub struct AppState {
     pub pages: Arc<page_cache::PageCache>,
 }
 
+/// The API's routes with their OpenAPI description: one list, so the two cannot disagree.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(schema::ApiDoc::openapi())
+        .routes(routes!(api::post_report))
+        .routes(routes!(api::projects))
+        .routes(routes!(api::post_commits))
+        .routes(routes!(api::grid))
+        .routes(routes!(api::cell))
+        .routes(routes!(api::breakages))
+        .routes(routes!(api::kernel))
+        .routes(routes!(api::commit))
+        .routes(routes!(api::signature))
+        .routes(routes!(api::openapi))
+        .routes(routes!(api::health))
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/reports", post(api::post_report))
-        .route("/projects", get(api::projects))
-        .route("/projects/{project}/commits", post(api::post_commits))
-        .route("/projects/{project}/grid", get(api::grid))
-        .route(
-            "/projects/{project}/cells/{stream}/{kernel}/{sha}",
-            get(api::cell),
-        )
-        .route("/projects/{project}/breakages", get(api::breakages))
-        .route(
-            "/projects/{project}/kernels/{stream}/{kernel}",
-            get(api::kernel),
-        )
-        .route("/projects/{project}/commits/{sha}", get(api::commit))
-        .route("/projects/{project}/signatures/{id}", get(api::signature))
-        .route("/openapi.json", get(api::openapi))
-        .route("/health", get(api::health))
+    let api = Router::from(api_routes())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(middleware::json_errors));
 

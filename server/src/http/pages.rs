@@ -1,6 +1,6 @@
 //! Page handlers: load the read model, hand it to the app's renderer.
 
-use super::extract::ValidPath;
+use super::extract::PagePath;
 use super::load;
 use super::page_cache::{Page, Version};
 use super::AppState;
@@ -19,12 +19,11 @@ pub async fn home(State(state): State<AppState>) -> Result<Html<String>, PageErr
 
 pub async fn grid(
     State(state): State<AppState>,
-    path: Result<ValidPath<String>, ApiError>,
+    PagePath(name): PagePath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let ValidPath(name) = path?;
     let page = cached(&state, &name, &uri, || async {
         let (project, grid) = load::grid(&state, &name, &pairs).await?;
         Ok(trellis_app::pages::render_grid(
@@ -39,34 +38,32 @@ pub async fn grid(
 
 pub async fn cell(
     State(state): State<AppState>,
-    path: Result<ValidPath<(String, String, String, String)>, ApiError>,
+    PagePath((project, stream, kernel, sha)): PagePath<(String, String, String, String)>,
 ) -> Result<Html<String>, PageError> {
-    let ValidPath((project, stream, kernel, sha)) = path?;
     let detail = load::cell(&state, &project, &stream, &kernel, &sha).await?;
     Ok(Html(trellis_app::pages::render_cell(detail)))
 }
 
 pub async fn breakages(
     State(state): State<AppState>,
-    path: Result<ValidPath<String>, ApiError>,
+    PagePath(name): PagePath<String>,
     Query(pairs): Query<Vec<(String, String)>>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let ValidPath(name) = path?;
     let page = cached(&state, &name, &uri, || async {
-        let (project, filter, breakages, streams) = load::breakages(&state, &name, &pairs).await?;
+        let selection = load::breakages(&state, &name, &pairs).await?;
         // Read after the breakages: at worst it says "updating" about a set that just caught up.
         let updating = !state
             .storage
-            .computed_breakages(&project)
+            .computed_breakages(&selection.project)
             .await?
             .is_current();
         Ok(trellis_app::pages::render_breakages(
-            project,
-            breakages,
-            filter,
-            streams,
+            selection.project,
+            selection.breakages,
+            selection.filter,
+            selection.streams,
             now_ms(),
             updating,
         ))
@@ -103,9 +100,8 @@ where
 
 pub async fn kernel(
     State(state): State<AppState>,
-    path: Result<ValidPath<(String, String, String)>, ApiError>,
+    PagePath((project, stream, kernel)): PagePath<(String, String, String)>,
 ) -> Result<Html<String>, PageError> {
-    let ValidPath((project, stream, kernel)) = path?;
     Ok(Html(trellis_app::pages::render_kernel(
         load::kernel(&state, &project, &stream, &kernel).await?,
         now_ms(),
@@ -114,9 +110,8 @@ pub async fn kernel(
 
 pub async fn commit(
     State(state): State<AppState>,
-    path: Result<ValidPath<(String, String)>, ApiError>,
+    PagePath((project, sha)): PagePath<(String, String)>,
 ) -> Result<Html<String>, PageError> {
-    let ValidPath((project, sha)) = path?;
     Ok(Html(trellis_app::pages::render_commit(
         load::commit(&state, &project, &sha).await?,
     )))
@@ -124,9 +119,8 @@ pub async fn commit(
 
 pub async fn signature(
     State(state): State<AppState>,
-    path: Result<ValidPath<(String, String)>, ApiError>,
+    PagePath((project, id)): PagePath<(String, String)>,
 ) -> Result<Html<String>, PageError> {
-    let ValidPath((project, id)) = path?;
     Ok(Html(trellis_app::pages::render_signature(
         load::signature(&state, &project, &id).await?,
     )))

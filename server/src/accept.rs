@@ -1,27 +1,19 @@
-//! Accepting a report: validate, clip and compress the log, store. The HTTP handler and the demo
-//! seeder both come through here, so demo data takes exactly the path real reports take.
+//! Accepting what runners send: validate a report, clip and compress its log, extract its error
+//! signature and hand it to storage; validate pushed commit history. The HTTP handlers and the
+//! demo seeder both come through here, so demo data takes exactly the path real reports take.
 
 use crate::error::ApiError;
+use crate::http::schema::ReportReceipt;
 use crate::storage::{Ingested, LogBlob, Pushed, Runner, Storage, StorageError};
 use serde_json::Value;
 use trellis_domain::{log, signature, CommitInfo, Report, Status};
-
-/// What a stored (or already stored) report answers.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Receipt {
-    pub id: i64,
-    /// The page that shows this report (its cell).
-    pub url: String,
-    #[serde(skip)]
-    pub created: bool,
-}
 
 pub async fn submit_report(
     storage: &Storage,
     runner: &Runner,
     body: &Value,
     max_log_bytes: usize,
-) -> Result<Receipt, ApiError> {
+) -> Result<ReportReceipt, ApiError> {
     let report = Report::from_json(body).map_err(ApiError::InvalidFields)?;
     let error = (report.status == Status::Fail)
         .then(|| signature::extract(&report.log))
@@ -30,14 +22,14 @@ pub async fn submit_report(
     let page = trellis_app::paths::cell(&report.project, &report.kernel, &report.commit.sha);
     let stored = storage.ingest_report(runner.id, report, blob).await;
     match stored.map_err(|e| cycle_as_field(e, "commit.parents"))? {
-        Ingested::Created(id) => Ok(Receipt {
+        Ingested::Created(id) => Ok(ReportReceipt {
             id,
             url: format!("{page}#report-{id}"),
             created: true,
         }),
         // A retry answers with where the first copy lives, which may differ from this body.
         Ingested::Duplicate(id) => match storage.report_location(id).await? {
-            Some((project, kernel, sha)) => Ok(Receipt {
+            Some((project, kernel, sha)) => Ok(ReportReceipt {
                 id,
                 url: format!(
                     "{}#report-{id}",
@@ -45,7 +37,8 @@ pub async fn submit_report(
                 ),
                 created: false,
             }),
-            None => Err(ApiError::NotFound(format!("report {id} vanished"))),
+            // Storage just said it holds this report: not finding it is a fault, not a 404.
+            None => Err(ApiError::Inconsistent(format!("report {id} vanished"))),
         },
     }
 }
