@@ -5,9 +5,10 @@
 //! the commits in git order. Only `pass` and `fail` cells are evidence: `error` (infrastructure),
 //! `skip` and flaky cells never open or close a breakage.
 
-use crate::grid::{CommitColumn, KernelRow, QueryError};
+use crate::grid::QueryError;
 use crate::kernel::stream_label;
 use crate::status::CellState;
+use crate::view::{StoredCommit, StoredKernel};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -214,15 +215,15 @@ enum Key {
 
 /// Finds every breakage. `commits` must be in git order, oldest first.
 pub fn find_breakages<'c>(
-    kernels: &[KernelRow],
-    commits: &[CommitColumn],
+    kernels: &[StoredKernel],
+    commits: &[StoredCommit],
     cells: impl IntoIterator<Item = &'c CellFacts>,
 ) -> Vec<Breakage> {
     let commit_pos: HashMap<i64, usize> =
         commits.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
 
     // Lanes: (stream, arch, variant), kernels in RPM order.
-    let mut lane_of: BTreeMap<(String, String, String), Vec<&KernelRow>> = BTreeMap::new();
+    let mut lane_of: BTreeMap<(String, String, String), Vec<&StoredKernel>> = BTreeMap::new();
     for k in kernels {
         let key = (
             k.kernel.stream.clone(),
@@ -231,7 +232,7 @@ pub fn find_breakages<'c>(
         );
         lane_of.entry(key).or_default().push(k);
     }
-    let lanes: Vec<Vec<&KernelRow>> = lane_of
+    let lanes: Vec<Vec<&StoredKernel>> = lane_of
         .into_values()
         .map(|mut ks| {
             ks.sort_by(|a, b| a.kernel.rpm_cmp(&b.kernel));
@@ -379,7 +380,7 @@ struct CellIndex<'c> {
 
 impl<'c> CellIndex<'c> {
     fn new(
-        lanes: &[Vec<&KernelRow>],
+        lanes: &[Vec<&StoredKernel>],
         cells: impl IntoIterator<Item = &'c CellFacts>,
         commit_pos: &HashMap<i64, usize>,
         place: &HashMap<i64, (usize, usize)>,
@@ -442,8 +443,8 @@ fn describe(
     key: Key,
     attribution: Attribution,
     members: &[&Run],
-    lanes: &[Vec<&KernelRow>],
-    commits: &[CommitColumn],
+    lanes: &[Vec<&StoredKernel>],
+    commits: &[StoredCommit],
     facts: &CellIndex<'_>,
     state_at: &dyn Fn(usize, usize, usize) -> Option<bool>,
 ) -> Breakage {
@@ -610,8 +611,8 @@ mod tests {
     /// A lane of kernels and their results along commits 1..=n: `P` pass, `F` fail, `~` flaky,
     /// `E` runner error, `S` skip, `.` untested.
     struct Scenario {
-        kernels: Vec<KernelRow>,
-        commits: Vec<CommitColumn>,
+        kernels: Vec<StoredKernel>,
+        commits: Vec<StoredCommit>,
         cells: Vec<CellFacts>,
     }
 
@@ -622,7 +623,7 @@ mod tests {
     fn scenario(stream: &str, rows: &[(&str, &str)]) -> Scenario {
         let n = rows[0].1.len();
         let commits = (1..=n)
-            .map(|i| CommitColumn {
+            .map(|i| StoredCommit {
                 id: i as i64,
                 sha: sha(i),
                 subject: None,
@@ -634,7 +635,7 @@ mod tests {
         let mut cells = Vec::new();
         for (ki, (uname, results)) in rows.iter().enumerate() {
             let id = 100 + ki as i64;
-            kernels.push(KernelRow {
+            kernels.push(StoredKernel {
                 id,
                 kernel: Kernel::parse(uname, None, Some(stream)).unwrap(),
             });

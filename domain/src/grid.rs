@@ -4,33 +4,10 @@
 
 use crate::kernel::{stream_cmp, stream_label, Kernel};
 use crate::status::{CellState, CellSummary};
+use crate::view::{StoredCommit, StoredKernel};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-
-/// A kernel the project has seen, with its storage id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KernelRow {
-    pub id: i64,
-    pub kernel: Kernel,
-}
-
-/// A commit column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommitColumn {
-    pub id: i64,
-    pub sha: String,
-    pub subject: Option<String>,
-    pub author: Option<String>,
-    /// Epoch milliseconds.
-    pub committed_at: Option<i64>,
-}
-
-impl CommitColumn {
-    pub fn short_sha(&self) -> &str {
-        crate::history::short_sha(&self.sha)
-    }
-}
 
 /// One stored cell summary, keyed by storage ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +178,7 @@ pub struct StreamOption {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grid {
     pub project: String,
-    pub columns: Vec<CommitColumn>,
+    pub columns: Vec<StoredCommit>,
     pub groups: Vec<StreamGroup>,
     pub filter: GridFilter,
     /// 0 = the newest commits.
@@ -217,8 +194,8 @@ impl Grid {
     #[allow(clippy::too_many_arguments)]
     pub fn build(
         project: &str,
-        kernels: Vec<KernelRow>,
-        columns: Vec<CommitColumn>,
+        kernels: Vec<StoredKernel>,
+        columns: Vec<StoredCommit>,
         cells: Vec<CellEntry>,
         filter: GridFilter,
         page: u32,
@@ -251,7 +228,7 @@ impl Grid {
             stream_cmp(&a.kernel.stream, &b.kernel.stream).then_with(|| b.kernel.rpm_cmp(&a.kernel))
         });
         let mut groups: Vec<StreamGroup> = Vec::new();
-        for KernelRow { id, kernel } in kernels {
+        for StoredKernel { id, kernel } in kernels {
             let cells = by_kernel
                 .remove(&id)
                 .unwrap_or_else(|| vec![None; columns.len()]);
@@ -300,15 +277,15 @@ mod tests {
     use super::*;
     use crate::status::{Status, StatusCounts};
 
-    fn kernel(id: i64, uname: &str, distro: Option<&str>) -> KernelRow {
-        KernelRow {
+    fn kernel(id: i64, uname: &str, distro: Option<&str>) -> StoredKernel {
+        StoredKernel {
             id,
             kernel: Kernel::parse(uname, None, distro).unwrap(),
         }
     }
 
-    fn column(id: i64) -> CommitColumn {
-        CommitColumn {
+    fn column(id: i64) -> StoredCommit {
+        StoredCommit {
             id,
             sha: format!("{id:040x}"),
             subject: None,

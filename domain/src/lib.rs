@@ -9,21 +9,22 @@
 //! - [`history`]: git order of commits (generation numbers) and the rule that history is a DAG.
 //! - [`grid`]: the kernel x commit grid and its filter.
 //! - [`breakage`]: breakages, their attribution and life, bisect hints on both axes.
-//! - [`project`]: read models of stored projects, cells and reports.
+//! - [`view`]: read models: what pages and the API show of stored projects, cells and reports.
 
 pub mod breakage;
 pub mod grid;
 pub mod history;
 pub mod kernel;
 pub mod log;
-pub mod project;
 pub mod report;
 pub mod signature;
 pub mod status;
 pub mod version;
+pub mod view;
 
-pub use grid::{CellEntry, CommitColumn, Grid, GridFilter, KernelRow};
+pub use grid::{CellEntry, Grid, GridFilter};
 pub use history::short_sha;
 pub use kernel::Kernel;
 pub use report::{CommitInfo, FieldError, Report, Stage};
 pub use status::{CellState, CellSummary, CellUpdate, Status, StatusCounts};
+pub use view::{StoredCommit, StoredKernel};

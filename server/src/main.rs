@@ -105,14 +105,14 @@ async fn runner(action: RunnerAction, database_url: &str) -> anyhow::Result<Exit
             for r in storage.list_runners().await? {
                 let last = r
                     .last_seen_at
-                    .map(trellis_domain::project::format_ms)
+                    .map(trellis_domain::view::format_ms)
                     .unwrap_or_else(|| "never".into());
                 let state = if r.enabled { "enabled" } else { "disabled" };
                 println!(
                     "{:<24} {:<9} {:<22} {last}",
                     r.name,
                     state,
-                    trellis_domain::project::format_ms(r.created_at)
+                    trellis_domain::view::format_ms(r.created_at)
                 );
             }
             ExitCode::SUCCESS
@@ -180,7 +180,7 @@ async fn prune(keep_days: u32, database_url: &str) -> anyhow::Result<ExitCode> {
         "removed the {} of {n} passing or skipped {} finished before {} ({} compressed)",
         if n == 1 { "log" } else { "logs" },
         if n == 1 { "report" } else { "reports" },
-        trellis_domain::project::format_ms(stats.cutoff_ms),
+        trellis_domain::view::format_ms(stats.cutoff_ms),
         mib(stats.bytes_removed as f64)
     );
     Ok(ExitCode::SUCCESS)

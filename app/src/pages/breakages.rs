@@ -5,7 +5,7 @@ use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::breakage::{Attribution, BisectHint, Breakage, BreakageFilter};
 use trellis_domain::grid::StreamOption;
-use trellis_domain::project::{format_ms, BreakageDetail, Project};
+use trellis_domain::view::{format_ms, BreakageDetail, Project};
 use trellis_domain::{short_sha, Kernel};
 
 /// "1 kernel", "3 kernels".

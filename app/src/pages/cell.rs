@@ -2,7 +2,7 @@ use super::{document, state_class, status_class, Shell};
 use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::kernel::stream_label;
-use trellis_domain::project::{format_ms, CellDetail, ReportDetail};
+use trellis_domain::view::{format_ms, CellDetail, ReportDetail};
 use trellis_domain::{CellState, Status};
 
 fn report_view(r: ReportDetail) -> impl IntoView {

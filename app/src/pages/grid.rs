@@ -2,8 +2,9 @@ use super::{document, state_class, Shell};
 use crate::islands::FilterBar;
 use crate::paths;
 use leptos::prelude::*;
-use trellis_domain::grid::{CommitColumn, Grid, GridCell, GridRow};
-use trellis_domain::project::{format_ms, Project};
+use trellis_domain::grid::{Grid, GridCell, GridRow};
+use trellis_domain::view::StoredCommit;
+use trellis_domain::view::{format_ms, Project};
 use trellis_domain::CellState;
 
 /// Every state a cell can show, and what it means.
@@ -15,7 +16,7 @@ const LEGEND: [(CellState, &str); 5] = [
     (CellState::Skip, "skipped"),
 ];
 
-fn column_title(c: &CommitColumn) -> String {
+fn column_title(c: &StoredCommit) -> String {
     let mut t = format!("{} {}", c.short_sha(), c.subject.as_deref().unwrap_or(""));
     if let Some(a) = &c.author {
         t.push_str(&format!("\n{a}"));
@@ -30,7 +31,7 @@ fn column_title(c: &CommitColumn) -> String {
 fn cell_view(
     links: &paths::KernelCells,
     uname: &str,
-    column: &CommitColumn,
+    column: &StoredCommit,
     cell: &Option<GridCell>,
 ) -> impl IntoView {
     let class = cell.as_ref().map(|c| {
@@ -60,7 +61,7 @@ fn cell_view(
     view! { <td class=class>{link}</td> }
 }
 
-fn row_view(project: &str, columns: &[CommitColumn], row: GridRow) -> impl IntoView {
+fn row_view(project: &str, columns: &[StoredCommit], row: GridRow) -> impl IntoView {
     let links = paths::KernelCells::new(project, &row.kernel);
     let cells = columns
         .iter()

@@ -6,7 +6,7 @@ use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::breakage::Breakage;
 use trellis_domain::kernel::stream_label;
-use trellis_domain::project::{format_ms, CommitChanges, KernelHistory, SignatureCells};
+use trellis_domain::view::{format_ms, CommitChanges, KernelHistory, SignatureCells};
 use trellis_domain::{short_sha, CellState};
 
 pub fn render_kernel(h: KernelHistory, now: i64) -> String {

@@ -1,7 +1,7 @@
 use super::{document, Shell};
 use crate::paths;
 use leptos::prelude::*;
-use trellis_domain::project::ProjectSummary;
+use trellis_domain::view::ProjectSummary;
 
 pub fn render_home(projects: Vec<ProjectSummary>) -> String {
     document(move || {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 use std::sync::LazyLock;
-use trellis_domain::project::{CellDetail, CommitChanges, KernelHistory, SignatureCells};
+use trellis_domain::view::{CellDetail, CommitChanges, KernelHistory, SignatureCells};
 
 /// Submit a report
 #[utoipa::path(

@@ -5,12 +5,11 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::storage::Computed;
 use trellis_domain::breakage::BreakageFilter;
-use trellis_domain::grid::{
-    page_from_pairs, CommitColumn, Grid, GridFilter, KernelRow, QueryError, StreamOption,
-};
+use trellis_domain::grid::{page_from_pairs, Grid, GridFilter, QueryError, StreamOption};
 use trellis_domain::kernel::{stream_cmp, stream_label};
-use trellis_domain::project::{
+use trellis_domain::view::{
     BreakageDetail, CellDetail, CommitChanges, KernelHistory, Project, SignatureCells,
+    StoredCommit, StoredKernel,
 };
 use trellis_domain::Kernel;
 
@@ -58,7 +57,7 @@ async fn find_kernel(
     project: &Project,
     stream: &str,
     kernel: &str,
-) -> Result<KernelRow, ApiError> {
+) -> Result<StoredKernel, ApiError> {
     let not_found = || {
         ApiError::NotFound(format!(
             "{} has no kernel {kernel:?} in stream {stream:?}",
@@ -77,7 +76,7 @@ async fn find_commit(
     state: &AppState,
     project: &Project,
     sha: &str,
-) -> Result<CommitColumn, ApiError> {
+) -> Result<StoredCommit, ApiError> {
     let sha = trellis_domain::report::parse_sha(sha).map_err(ApiError::BadRequest)?;
     state
         .storage

@@ -9,7 +9,7 @@ use read::string_enum;
 use serde::Serialize;
 use trellis_domain::breakage::Attribution;
 use trellis_domain::grid::MAX_PAGE;
-use trellis_domain::project::{BreakageDetail, Project, ProjectSummary};
+use trellis_domain::view::{BreakageDetail, Project, ProjectSummary};
 use trellis_domain::{FieldError, Grid};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};

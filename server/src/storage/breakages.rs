@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 use trellis_domain::breakage::{find_breakages, sort_for_display, Breakage, CellFacts};
-use trellis_domain::grid::{CommitColumn, KernelRow};
-use trellis_domain::project::Project;
+use trellis_domain::view::Project;
+use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::{CellState, Kernel, Status};
 
 /// A lane: kernels of one stream, arch and variant, in RPM order.
@@ -128,7 +128,7 @@ impl Storage {
                     (Some(known), None) => known,
                     (None, _) => self.read_cells(project, CellsOf::Lane(&lane)).await?,
                 };
-                let lane_kernels: Vec<KernelRow> = kernels
+                let lane_kernels: Vec<StoredKernel> = kernels
                     .iter()
                     .filter(|k| lane_of(&k.kernel) == lane)
                     .cloned()
@@ -174,7 +174,7 @@ impl Storage {
         Ok(Changes { history, kernels })
     }
 
-    async fn commits_in_git_order(&self, project: &Project) -> Result<Vec<CommitColumn>> {
+    async fn commits_in_git_order(&self, project: &Project) -> Result<Vec<StoredCommit>> {
         sqlx::query(AssertSqlSafe(format!(
             "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 ORDER BY generation, committed_at, id"
         )))

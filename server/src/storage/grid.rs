@@ -8,13 +8,14 @@ use super::{placeholders, Result, Storage};
 use sqlx::AssertSqlSafe;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use trellis_domain::grid::{CellEntry, CommitColumn, Grid, GridFilter, KernelRow};
-use trellis_domain::project::Project;
+use trellis_domain::grid::{CellEntry, Grid, GridFilter};
+use trellis_domain::view::Project;
+use trellis_domain::view::{StoredCommit, StoredKernel};
 
 /// What one grid page reads from the database, before filtering.
 pub(super) struct GridData {
-    kernels: Vec<KernelRow>,
-    columns: Vec<CommitColumn>,
+    kernels: Vec<StoredKernel>,
+    columns: Vec<StoredCommit>,
     cells: Vec<CellEntry>,
     has_older: bool,
 }

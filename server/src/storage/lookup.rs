@@ -7,13 +7,14 @@ use super::rows::{
 };
 use super::{Result, Storage, StorageError};
 use sqlx::{AssertSqlSafe, Row};
-use trellis_domain::grid::{CellEntry, CommitColumn, KernelRow};
-use trellis_domain::project::{CellDetail, Project, ReportDetail};
+use trellis_domain::grid::CellEntry;
+use trellis_domain::view::{CellDetail, Project, ReportDetail};
+use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::Kernel;
 
 impl Storage {
     /// Finds a kernel of a project by stream and `uname -r`.
-    pub async fn kernel(&self, project: &Project, kernel: &Kernel) -> Result<Option<KernelRow>> {
+    pub async fn kernel(&self, project: &Project, kernel: &Kernel) -> Result<Option<StoredKernel>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {KERNEL_COLUMNS} FROM kernels
              WHERE project_id = $1 AND stream = $2 AND version = $3 AND release = $4 AND arch = $5 AND variant = $6"
@@ -29,7 +30,7 @@ impl Storage {
         row.as_ref().map(kernel_from).transpose()
     }
 
-    pub async fn commit(&self, project: &Project, sha: &str) -> Result<Option<CommitColumn>> {
+    pub async fn commit(&self, project: &Project, sha: &str) -> Result<Option<StoredCommit>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 AND sha = $2"
         )))
@@ -44,8 +45,8 @@ impl Storage {
     pub async fn cell(
         &self,
         project: Project,
-        kernel: KernelRow,
-        commit: CommitColumn,
+        kernel: StoredKernel,
+        commit: StoredCommit,
     ) -> Result<CellDetail> {
         let summary = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CELL_COLUMNS} FROM cells WHERE kernel_id = $1 AND commit_id = $2"

@@ -7,8 +7,8 @@ use super::rows::{
 };
 use super::{now_ms, Result, Storage};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use trellis_domain::grid::KernelRow;
-use trellis_domain::project::{CommitHealth, Project, ProjectSummary};
+use trellis_domain::view::StoredKernel;
+use trellis_domain::view::{CommitHealth, Project, ProjectSummary};
 use trellis_domain::Kernel;
 
 type Tx<'a> = Transaction<'a, Any>;
@@ -85,7 +85,7 @@ impl Storage {
         Ok(changed.is_some())
     }
 
-    pub(super) async fn project_kernels(&self, project: &Project) -> Result<Vec<KernelRow>> {
+    pub(super) async fn project_kernels(&self, project: &Project) -> Result<Vec<StoredKernel>> {
         sqlx::query(AssertSqlSafe(format!(
             "SELECT {KERNEL_COLUMNS} FROM kernels WHERE project_id = $1"
         )))

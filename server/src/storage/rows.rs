@@ -3,8 +3,9 @@
 use super::{Result, StorageError};
 use sqlx::any::AnyRow;
 use sqlx::{ColumnIndex, Row};
-use trellis_domain::grid::{CellEntry, CommitColumn, KernelRow};
-use trellis_domain::project::Project;
+use trellis_domain::grid::CellEntry;
+use trellis_domain::view::Project;
+use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::{CellSummary, Kernel, Status, StatusCounts};
 
 /// Reads a boolean column. Booleans are stored as integers 0 and 1 (written by [`int_bool`]):
@@ -31,8 +32,8 @@ pub(super) fn project_from(row: &AnyRow) -> Result<Project> {
     })
 }
 
-pub(super) fn column_from(row: &AnyRow) -> Result<CommitColumn> {
-    Ok(CommitColumn {
+pub(super) fn column_from(row: &AnyRow) -> Result<StoredCommit> {
+    Ok(StoredCommit {
         id: row.try_get("id")?,
         sha: row.try_get("sha")?,
         subject: row.try_get("subject")?,
@@ -41,8 +42,8 @@ pub(super) fn column_from(row: &AnyRow) -> Result<CommitColumn> {
     })
 }
 
-pub(super) fn kernel_from(row: &AnyRow) -> Result<KernelRow> {
-    Ok(KernelRow {
+pub(super) fn kernel_from(row: &AnyRow) -> Result<StoredKernel> {
+    Ok(StoredKernel {
         id: row.try_get("id")?,
         kernel: Kernel {
             stream: row.try_get("stream")?,

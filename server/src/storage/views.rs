@@ -6,11 +6,11 @@ use super::{placeholders, Result, Storage};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
 use trellis_domain::breakage::Breakage;
-use trellis_domain::grid::{CommitColumn, KernelRow};
-use trellis_domain::project::{
+use trellis_domain::view::{
     BreakageDetail, CommitChanges, KernelHistory, Project, SignatureCell, SignatureCells,
     StreamChange,
 };
+use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::{CellEntry, CellState};
 
 impl Storage {
@@ -71,7 +71,7 @@ impl Storage {
     pub async fn kernel_history(
         &self,
         project: Project,
-        kernel: KernelRow,
+        kernel: StoredKernel,
     ) -> Result<KernelHistory> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT c.id, c.sha, c.subject, c.author, c.committed_at, {cells}
@@ -107,7 +107,7 @@ impl Storage {
     pub async fn commit_changes(
         &self,
         project: Project,
-        commit: CommitColumn,
+        commit: StoredCommit,
     ) -> Result<CommitChanges> {
         let parent_sha: Option<String> = sqlx::query("SELECT parent_sha FROM commit_parents WHERE commit_id = $1 ORDER BY parent_sha LIMIT 1")
             .bind(commit.id)

@@ -77,7 +77,7 @@ pub struct Project {
 }
 
 #[derive(ToSchema)]
-pub struct CommitColumn {
+pub struct StoredCommit {
     pub id: i64,
     pub sha: String,
     pub subject: Option<String>,
@@ -96,7 +96,7 @@ pub struct Kernel {
 }
 
 #[derive(ToSchema)]
-pub struct KernelRow {
+pub struct StoredKernel {
     pub id: i64,
     pub kernel: Kernel,
 }
@@ -163,7 +163,7 @@ pub struct GridFilter {
 pub struct Grid {
     pub project: String,
     /// Commits in git order, newest first.
-    pub columns: Vec<CommitColumn>,
+    pub columns: Vec<StoredCommit>,
     pub groups: Vec<StreamGroup>,
     pub filter: GridFilter,
     pub page: u32,
@@ -175,7 +175,7 @@ pub struct Grid {
 /// The newest tested commit and how its cells fare.
 #[derive(ToSchema)]
 pub struct CommitHealth {
-    pub commit: CommitColumn,
+    pub commit: StoredCommit,
     pub cells: StatusCounts,
     pub flaky: i64,
 }
@@ -216,8 +216,8 @@ pub struct ReportDetail {
 #[derive(ToSchema)]
 pub struct CellDetail {
     pub project: Project,
-    pub kernel: KernelRow,
-    pub commit: CommitColumn,
+    pub kernel: StoredKernel,
+    pub commit: StoredCommit,
     pub summary: Option<CellSummary>,
     pub reports: Vec<ReportDetail>,
 }
@@ -291,7 +291,7 @@ impl PartialSchema for CommitCell {
         // Items are schemas, not references: each refers through a one-item allOf.
         let item = |name: &str| AllOfBuilder::new().item(Ref::from_schema_name(name));
         ArrayBuilder::new()
-            .prefix_items([item("CommitColumn"), item("CellSummary")])
+            .prefix_items([item("StoredCommit"), item("CellSummary")])
             .min_items(Some(2))
             .max_items(Some(2))
             .into()
@@ -304,9 +304,9 @@ impl ToSchema for CommitCell {
     }
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((CommitColumn::name().into(), CommitColumn::schema()));
+        schemas.push((StoredCommit::name().into(), StoredCommit::schema()));
         schemas.push((CellSummary::name().into(), CellSummary::schema()));
-        <CommitColumn as ToSchema>::schemas(schemas);
+        <StoredCommit as ToSchema>::schemas(schemas);
         <CellSummary as ToSchema>::schemas(schemas);
     }
 }
@@ -314,7 +314,7 @@ impl ToSchema for CommitCell {
 #[derive(ToSchema)]
 pub struct KernelHistory {
     pub project: Project,
-    pub kernel: KernelRow,
+    pub kernel: StoredKernel,
     /// [commit, cell summary] pairs along the commits, newest first.
     pub cells: Vec<CommitCell>,
     pub breakages: Vec<BreakageDetail>,
@@ -332,8 +332,8 @@ pub struct StreamChange {
 #[derive(ToSchema)]
 pub struct CommitChanges {
     pub project: Project,
-    pub commit: CommitColumn,
-    pub parent: Option<CommitColumn>,
+    pub commit: StoredCommit,
+    pub parent: Option<StoredCommit>,
     pub streams: Vec<StreamChange>,
     pub opened: Vec<Breakage>,
     pub closed: Vec<Breakage>,

@@ -1,12 +1,35 @@
 //! Read models of stored things, shared by the API (as JSON) and the pages.
 
 use crate::breakage::Breakage;
-use crate::grid::{CommitColumn, KernelRow};
 use crate::kernel::{stream_cmp, stream_label, Kernel};
 use crate::report::Stage;
 use crate::status::{CellState, CellSummary, Status, StatusCounts};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A kernel the project has seen, with its storage id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKernel {
+    pub id: i64,
+    pub kernel: Kernel,
+}
+
+/// A commit the project knows, with its storage id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCommit {
+    pub id: i64,
+    pub sha: String,
+    pub subject: Option<String>,
+    pub author: Option<String>,
+    /// Epoch milliseconds.
+    pub committed_at: Option<i64>,
+}
+
+impl StoredCommit {
+    pub fn short_sha(&self) -> &str {
+        crate::history::short_sha(&self.sha)
+    }
+}
 
 /// Epoch milliseconds as `2026-11-26 10:00 UTC`.
 pub fn format_ms(ms: i64) -> String {
@@ -27,7 +50,7 @@ pub struct Project {
 /// How the newest tested commit fares: cell states counted over the kernels it was tested on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitHealth {
-    pub commit: CommitColumn,
+    pub commit: StoredCommit,
     pub cells: StatusCounts,
     pub flaky: i64,
 }
@@ -36,7 +59,7 @@ impl CommitHealth {
     /// Counts a commit's cells: flaky ones apart (their latest status would hide the
     /// disagreement), every other one by its latest status.
     pub fn of<'a>(
-        commit: CommitColumn,
+        commit: StoredCommit,
         cells: impl IntoIterator<Item = &'a CellSummary>,
     ) -> CommitHealth {
         let mut counts = StatusCounts::default();
@@ -104,8 +127,8 @@ pub struct ReportDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CellDetail {
     pub project: Project,
-    pub kernel: KernelRow,
-    pub commit: CommitColumn,
+    pub kernel: StoredKernel,
+    pub commit: StoredCommit,
     pub summary: Option<CellSummary>,
     pub reports: Vec<ReportDetail>,
 }
@@ -123,8 +146,8 @@ pub struct BreakageDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelHistory {
     pub project: Project,
-    pub kernel: KernelRow,
-    pub cells: Vec<(CommitColumn, CellSummary)>,
+    pub kernel: StoredKernel,
+    pub cells: Vec<(StoredCommit, CellSummary)>,
     pub breakages: Vec<BreakageDetail>,
 }
 
@@ -147,17 +170,17 @@ impl StreamChange {
     /// error and skip cells say nothing about the commit. Streams come in display order,
     /// kernels in RPM order.
     pub fn between(
-        kernels: &[KernelRow],
+        kernels: &[StoredKernel],
         parent: &HashMap<i64, CellState>,
         commit: &HashMap<i64, CellState>,
     ) -> Vec<StreamChange> {
-        let mut tested: Vec<&KernelRow> = kernels
+        let mut tested: Vec<&StoredKernel> = kernels
             .iter()
             .filter(|k| commit.contains_key(&k.id))
             .collect();
         tested.sort_by(|a, b| a.kernel.rpm_cmp(&b.kernel));
         let mut streams: BTreeMap<&str, StreamChange> = BTreeMap::new();
-        for KernelRow { id, kernel } in tested {
+        for StoredKernel { id, kernel } in tested {
             let entry = streams
                 .entry(&kernel.stream)
                 .or_insert_with(|| StreamChange {
@@ -184,8 +207,8 @@ impl StreamChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitChanges {
     pub project: Project,
-    pub commit: CommitColumn,
-    pub parent: Option<CommitColumn>,
+    pub commit: StoredCommit,
+    pub parent: Option<StoredCommit>,
     pub streams: Vec<StreamChange>,
     /// Breakages whose first bad commit is this one, and those it fixed.
     pub opened: Vec<Breakage>,
@@ -295,7 +318,7 @@ mod tests {
         let mut kernels = Vec::new();
         let (mut parent, mut commit) = (HashMap::new(), HashMap::new());
         for (id, (uname, cells)) in (1..).zip(rows) {
-            kernels.push(KernelRow {
+            kernels.push(StoredKernel {
                 id,
                 kernel: kernel(uname),
             });
@@ -430,8 +453,8 @@ mod tests {
         assert_eq!((s.first_seen, s.cells.len()), (5, 5));
     }
 
-    fn column(sha: &str) -> CommitColumn {
-        CommitColumn {
+    fn column(sha: &str) -> StoredCommit {
+        StoredCommit {
             id: 1,
             sha: sha.into(),
             subject: None,
