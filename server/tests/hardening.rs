@@ -236,8 +236,8 @@ async fn health_notices_a_stalled_writer(db: TestDb) {
 
 /// A database locked by someone else for longer than Trellis waits: the runner gets a 503 with
 /// `Retry-After` in bounded time, and its retry is stored once the lock is gone.
-async fn a_locked_database_answers_503_then_recovers(db: TestDb) {
-    let h = Harness::new(db).await;
+/// Locks the database from another connection, as another process could, until rolled back.
+async fn lock_database(h: &Harness) -> sqlx::AnyConnection {
     sqlx::any::install_default_drivers();
     let mut other = <sqlx::AnyConnection as sqlx::Connection>::connect(&h.db.url)
         .await
@@ -248,29 +248,41 @@ async fn a_locked_database_answers_503_then_recovers(db: TestDb) {
         "BEGIN; LOCK TABLE reports IN ACCESS EXCLUSIVE MODE"
     };
     sqlx::raw_sql(lock).execute(&mut other).await.unwrap();
+    other
+}
+
+/// Posts a report: the status, the JSON body and the `Retry-After` header.
+async fn post_with_headers(
+    h: &Harness,
+    body: &Value,
+) -> (StatusCode, Value, Option<axum::http::HeaderValue>) {
+    let req = axum::http::Request::post("/api/v1/reports")
+        .header("authorization", format!("Bearer {}", h.token))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(h.router.clone(), req)
+        .await
+        .unwrap();
+    let retry = res.headers().get("retry-after").cloned();
+    let status = res.status();
+    let bytes = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice::<Value>(&bytes).unwrap(),
+        retry,
+    )
+}
+
+async fn a_locked_database_answers_503_then_recovers(db: TestDb) {
+    let h = Harness::new(db).await;
+    let mut other = lock_database(&h).await;
     let body = report("4.18.0-553.el8_10.x86_64", 1, "pass", "locked");
     let started = std::time::Instant::now();
-    let (status, reply, retry_after) = {
-        let req = axum::http::Request::post("/api/v1/reports")
-            .header("authorization", format!("Bearer {}", h.token))
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap();
-        let res = tower::ServiceExt::oneshot(h.router.clone(), req)
-            .await
-            .unwrap();
-        let retry = res.headers().get("retry-after").cloned();
-        let status = res.status();
-        let bytes = http_body_util::BodyExt::collect(res.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        (
-            status,
-            serde_json::from_slice::<Value>(&bytes).unwrap(),
-            retry,
-        )
-    };
+    let (status, reply, retry_after) = post_with_headers(&h, &body).await;
     let waited = started.elapsed();
     expect_error(
         status,
@@ -305,6 +317,57 @@ async fn health_tells_when_the_database_is_gone(db: TestDb) {
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
     );
+}
+
+/// More reports than the writer's queue holds while the database is stuck: the excess is
+/// answered 503 at once (not queued without bound), and once runners retry every report is
+/// stored exactly once. SQLite only: PostgreSQL's table lock also blocks the retry check that
+/// comes before the queue, so its queue never fills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_and_nothing_is_lost() {
+    let h = std::sync::Arc::new(Harness::new(TestDb::sqlite().await).await);
+    let mut other = lock_database(&h).await;
+    let n: u32 = 700;
+    let posts: Vec<_> = (0..n)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let body = report(
+                    "4.18.0-553.el8_10.x86_64",
+                    1 + i % 5,
+                    "pass",
+                    &format!("q{i}"),
+                );
+                let started = std::time::Instant::now();
+                let (status, reply, retry) = post_with_headers(&h, &body).await;
+                (body, status, reply, retry, started.elapsed())
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    let mut at_once = 0;
+    for post in posts {
+        let (body, status, reply, retry, waited) = post.await.unwrap();
+        expect_error(
+            status,
+            &reply,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+        );
+        assert!(retry.is_some(), "503 without Retry-After");
+        // The writer waits 4 s on the lock per batch; a refusal by the full queue does not.
+        if waited < Duration::from_secs(2) {
+            at_once += 1;
+        }
+        refused.push(body);
+    }
+    assert!(at_once > 0, "no report was refused by the full queue");
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    for body in &refused {
+        let (status, reply) = h.post_report(body.clone()).await;
+        assert!(matches!(status.as_u16(), 200 | 201), "{status} {reply}");
+    }
+    assert_eq!(h.report_count().await, i64::from(n));
 }
 
 async fn storage_work_shows_in_metrics(db: TestDb) {
