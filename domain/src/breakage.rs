@@ -27,6 +27,15 @@ pub struct CellFacts {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// Unit variants' doc comments do not reach the schema: its description says what they mean.
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "module: a commit broke it; kernel: a kernel update broke it; both: \
+                          both axes show a transition; unknown: neither has a passing neighbour."
+    )
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Attribution {
     /// The same kernel passed on an earlier commit: a commit broke it.
@@ -126,6 +135,7 @@ impl BreakageFilter {
 
 /// Where to look next on one axis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BisectHint {
     pub last_good: String,
     pub first_bad: String,
@@ -161,6 +171,7 @@ impl BisectHint {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Breakage {
     /// Stable id: its stream, lane and first bad cell.
     pub id: String,
@@ -175,6 +186,8 @@ pub struct Breakage {
     /// Kernels (uname, oldest first) and commits (sha, oldest first) with failing cells in it.
     pub kernels: Vec<String>,
     pub commits: Vec<String>,
+    // usize has no OpenAPI format of its own; counts fit int64.
+    #[cfg_attr(feature = "openapi", schema(format = Int64))]
     pub failing_cells: usize,
     pub open: bool,
     pub fixed_by_commit: Option<String>,

@@ -19,6 +19,7 @@ pub struct CellEntry {
 
 /// Which rows to show. Lives in the page URL: `?stream=rhel-8&stream=rhel-9&arch=x86_64&failing=1&q=553`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GridFilter {
     /// Empty means every stream.
     pub streams: Vec<String>,
@@ -137,6 +138,7 @@ impl GridFilter {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GridCell {
     pub state: CellState,
     pub summary: CellSummary,
@@ -145,11 +147,12 @@ pub struct GridCell {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GridRow {
     pub kernel_id: i64,
     pub kernel: Kernel,
     pub uname: String,
-    /// One entry per column; `None` where the pair was never tested.
+    /// One entry per column; `None` (null) where the pair was never tested.
     pub cells: Vec<Option<GridCell>>,
     pub has_failure: bool,
     /// False when the filter hides the row (the page still carries it, hidden, for the island).
@@ -157,6 +160,7 @@ pub struct GridRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamGroup {
     pub stream: String,
     pub label: String,
@@ -170,14 +174,17 @@ impl StreamGroup {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamOption {
     pub stream: String,
     pub label: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grid {
     pub project: String,
+    /// Commits in git order, newest first.
     pub columns: Vec<StoredCommit>,
     pub groups: Vec<StreamGroup>,
     pub filter: GridFilter,

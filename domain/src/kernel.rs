@@ -14,6 +14,7 @@ const KNOWN_ARCHES: &[&str] = &[
 
 /// A kernel's identity: (stream, version-release, arch, variant).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kernel {
     /// Distribution stream slug: `el8`, `rhel-8`, `centos-stream-9`, `upstream`.
     pub stream: String,

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 /// One invalid field: its dotted path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
+    /// Dotted path such as `commit.sha` or `stages[0].status`.
     pub field: String,
     pub message: String,
 }
@@ -37,6 +39,7 @@ pub struct CommitInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stage {
     pub name: String,
     pub status: Status,

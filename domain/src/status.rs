@@ -4,6 +4,15 @@ use serde::{Deserialize, Serialize};
 
 /// The outcome of a job or of one of its stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// Unit variants' doc comments do not reach the schema: its description says what they mean.
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "fail: the module failed to build or test; error: infrastructure \
+                           trouble, never the module's breakage."
+    )
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The module built and its tests passed.
@@ -35,6 +44,7 @@ impl Status {
 
 /// What a grid cell shows: the latest report's status, or `Flaky` when reports disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CellState {
     Pass,
@@ -75,6 +85,7 @@ impl CellState {
 /// Counts per status of all reports of one (kernel, commit), plus the latest one.
 /// Maintained at ingest so that the grid never scans reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusCounts {
     pub pass: i64,
     pub fail: i64,
@@ -115,6 +126,7 @@ impl StatusCounts {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CellSummary {
     pub counts: StatusCounts,
     pub latest_status: Status,
@@ -137,7 +149,14 @@ impl CellState {
         if passes > 0 && fails > 0 {
             return CellState::Flaky;
         }
-        match latest {
+        latest.into()
+    }
+}
+
+/// The state of a cell made by one report (or stage) with this status.
+impl From<Status> for CellState {
+    fn from(status: Status) -> CellState {
+        match status {
             Status::Pass => CellState::Pass,
             Status::Fail => CellState::Fail,
             Status::Error => CellState::Error,

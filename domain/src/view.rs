@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A kernel the project has seen, with its storage id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredKernel {
     pub id: i64,
     pub kernel: Kernel,
@@ -16,6 +17,7 @@ pub struct StoredKernel {
 
 /// A commit the project knows, with its storage id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredCommit {
     pub id: i64,
     pub sha: String,
@@ -39,6 +41,7 @@ pub fn format_ms(ms: i64) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Project {
     pub id: i64,
     pub name: String,
@@ -49,6 +52,7 @@ pub struct Project {
 
 /// How the newest tested commit fares: cell states counted over the kernels it was tested on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitHealth {
     pub commit: StoredCommit,
     pub cells: StatusCounts,
@@ -98,6 +102,7 @@ impl CommitHealth {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectSummary {
     pub project: Project,
     pub kernels: i64,
@@ -107,6 +112,7 @@ pub struct ProjectSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportDetail {
     pub id: i64,
     pub runner: String,
@@ -114,7 +120,7 @@ pub struct ReportDetail {
     pub status: Status,
     pub stages: Vec<Stage>,
     pub metadata: BTreeMap<String, String>,
-    /// Epoch milliseconds.
+    /// Epoch milliseconds, as are `finished_at` and `received_at`.
     pub started_at: i64,
     pub finished_at: i64,
     pub received_at: i64,
@@ -125,6 +131,7 @@ pub struct ReportDetail {
 
 /// Every report of one (kernel, commit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CellDetail {
     pub project: Project,
     pub kernel: StoredKernel,
@@ -135,6 +142,7 @@ pub struct CellDetail {
 
 /// A breakage with the error excerpt of its first failing cell, for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreakageDetail {
     #[serde(flatten)]
     pub breakage: Breakage,
@@ -144,15 +152,43 @@ pub struct BreakageDetail {
 
 /// One kernel's row along the commits, newest first, and its breakages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KernelHistory {
     pub project: Project,
     pub kernel: StoredKernel,
+    /// [commit, cell summary] pairs along the commits, newest first.
+    #[cfg_attr(feature = "openapi", schema(schema_with = commit_cells))]
     pub cells: Vec<(StoredCommit, CellSummary)>,
     pub breakages: Vec<BreakageDetail>,
 }
 
+/// The schema of [`KernelHistory::cells`], by hand: utoipa's own for a tuple would inline both
+/// objects and not require both items.
+#[cfg(feature = "openapi")]
+fn commit_cells() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder};
+    use utoipa::openapi::Ref;
+    use utoipa::ToSchema;
+    // Prefix items are schemas, not references: each refers through a one-item allOf.
+    let item = |name: std::borrow::Cow<'static, str>| {
+        AllOfBuilder::new().item(Ref::from_schema_name(name))
+    };
+    let pair = ArrayBuilder::new()
+        .prefix_items([item(StoredCommit::name()), item(CellSummary::name())])
+        .min_items(Some(2))
+        .max_items(Some(2));
+    // A field with `schema_with` loses its doc comment: the description is repeated here.
+    ArrayBuilder::new()
+        .items(pair)
+        .description(Some(
+            "[commit, cell summary] pairs along the commits, newest first.",
+        ))
+        .build()
+}
+
 /// Kernels whose state changed between a commit's parent and the commit, in one stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamChange {
     pub stream: String,
     pub label: String,
@@ -160,6 +196,8 @@ pub struct StreamChange {
     pub broke: Vec<String>,
     /// Failed on the parent, pass on this commit.
     pub fixed: Vec<String>,
+    // usize has no OpenAPI format of its own; counts fit int64.
+    #[cfg_attr(feature = "openapi", schema(format = Int64))]
     pub tested: usize,
 }
 
@@ -205,6 +243,7 @@ impl StreamChange {
 
 /// What a commit broke and fixed compared with its (first) parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitChanges {
     pub project: Project,
     pub commit: StoredCommit,
@@ -217,6 +256,7 @@ pub struct CommitChanges {
 
 /// A cell whose latest failure shows a signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignatureCell {
     pub kernel: Kernel,
     pub sha: String,
@@ -225,11 +265,14 @@ pub struct SignatureCell {
 
 /// Every cell that shows one error signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignatureCells {
     pub project: Project,
     pub id: String,
     pub signature: String,
     pub excerpt: Option<String>,
+    // usize has no OpenAPI format of its own; counts fit int64.
+    #[cfg_attr(feature = "openapi", schema(format = Int64))]
     pub kernels: usize,
     /// The oldest kernel (in RPM order, per stream) it appears on.
     pub since: Vec<String>,

@@ -63,7 +63,7 @@ fn breakage_links(project: &str, list: &[Breakage]) -> impl IntoView {
         .map(|b| {
             view! {
                 <li>
-                    <a href=paths::breakage(project, &b.id)>{format!("{}: {}", b.stream_label, b.attribution.as_str())}</a>
+                    <a href=paths::breakage(project, &b.id)>{format!("{}: {}", b.stream_label, b.attribution.description())}</a>
                     {format!(" — {} kernels from {}", b.kernels.len(), b.first_bad_kernel)}
                     {b.signature.clone().map(|s| view! { " · " <code>{s}</code> })}
                 </li>

@@ -45,7 +45,7 @@ pub(super) fn state_class(state: CellState) -> &'static str {
 
 /// The CSS class of a report's or stage's status: that of the cell it alone would make.
 pub(super) fn status_class(status: Status) -> &'static str {
-    state_class(CellState::of(0, 0, status))
+    state_class(status.into())
 }
 
 /// The frame of every page. `islands` adds the hydration script (only the grid needs it).

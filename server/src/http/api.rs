@@ -4,8 +4,8 @@
 use super::extract::{ApiPath, JsonBody};
 use super::load;
 use super::schema::{
-    self, read, BreakageList, BreakageQuery, CommitsPushed, GridQuery, GridView, Health,
-    HealthStatus, KernelPath, ProjectList, ProjectPath, ReportReceipt, ShaPath, SignaturePath,
+    self, BreakageList, BreakageQuery, CommitsPushed, GridQuery, GridView, Health, HealthStatus,
+    KernelPath, ProjectList, ProjectPath, ReportReceipt, ShaPath, SignaturePath,
 };
 use super::AppState;
 use crate::accept;
@@ -132,7 +132,7 @@ pub async fn grid(
     path = "/projects/{project}/cells/{stream}/{kernel}/{sha}",
     params(ProjectPath, KernelPath, ShaPath),
     responses(
-        (status = 200, description = "The cell", body = read::CellDetail),
+        (status = 200, description = "The cell", body = CellDetail),
         (status = 400, response = schema::BadRequest),
         (status = 404, response = schema::NotFound),
         (status = 503, response = schema::Unavailable),
@@ -181,7 +181,7 @@ pub async fn breakages(
     path = "/projects/{project}/kernels/{stream}/{kernel}",
     params(ProjectPath, KernelPath),
     responses(
-        (status = 200, description = "History", body = read::KernelHistory),
+        (status = 200, description = "History", body = KernelHistory),
         (status = 400, response = schema::BadRequest),
         (status = 404, response = schema::NotFound),
         (status = 503, response = schema::Unavailable),
@@ -201,7 +201,7 @@ pub async fn kernel(
     path = "/projects/{project}/commits/{sha}",
     params(ProjectPath, ShaPath),
     responses(
-        (status = 200, description = "Changes", body = read::CommitChanges),
+        (status = 200, description = "Changes", body = CommitChanges),
         (status = 400, response = schema::BadRequest),
         (status = 404, response = schema::NotFound),
         (status = 503, response = schema::Unavailable),
@@ -220,7 +220,7 @@ pub async fn commit(
     path = "/projects/{project}/signatures/{id}",
     params(ProjectPath, SignaturePath),
     responses(
-        (status = 200, description = "Cells", body = read::SignatureCells),
+        (status = 200, description = "Cells", body = SignatureCells),
         (status = 400, response = schema::BadRequest),
         (status = 404, response = schema::NotFound),
         (status = 503, response = schema::Unavailable),

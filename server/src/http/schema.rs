@@ -3,20 +3,24 @@
 //! limits stated here are the ones the domain enforces; server/tests/contract.rs reads them back
 //! from the document and checks the server holds them.
 
-pub mod read;
-
-use read::string_enum;
 use serde::Serialize;
 use trellis_domain::breakage::Attribution;
 use trellis_domain::grid::MAX_PAGE;
 use trellis_domain::view::{BreakageDetail, Project, ProjectSummary};
-use trellis_domain::{FieldError, Grid};
+use trellis_domain::{FieldError, Grid, Status};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+
+/// A string schema whose values are exactly `values`.
+fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+}
 
 // --- answers ---------------------------------------------------------------------------------
 
@@ -42,7 +46,6 @@ pub struct CommitsPushed {
 /// Projects with a health summary.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectList {
-    #[schema(value_type = Vec<read::ProjectSummary>)]
     pub projects: Vec<ProjectSummary>,
 }
 
@@ -50,18 +53,14 @@ pub struct ProjectList {
 /// visible=false.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GridView {
-    #[schema(value_type = read::Project)]
     pub project: Project,
-    #[schema(value_type = read::Grid)]
     pub grid: Grid,
 }
 
 /// Breakages, open first, and how fresh they are.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BreakageList {
-    #[schema(value_type = read::Project)]
     pub project: Project,
-    #[schema(value_type = Vec<read::BreakageDetail>)]
     pub breakages: Vec<BreakageDetail>,
     /// The revision the breakages were computed at.
     pub as_of_revision: i64,
@@ -113,7 +112,7 @@ pub struct ApiErrorBody {
     pub message: String,
     /// With invalid_fields: every bad field, so all can be fixed at once.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<read::FieldError>)]
+    #[schema(value_type = Vec<FieldError>)]
     pub fields: Option<Vec<FieldError>>,
     /// Names the request in the server's log.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,7 +192,7 @@ pub struct ReportStage {
         pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
     )]
     pub name: String,
-    pub status: read::Status,
+    pub status: Status,
     #[schema(minimum = 0, exclusive_maximum = 1000000000)]
     pub duration_s: Option<f64>,
 }
@@ -251,7 +250,7 @@ pub struct Report {
     #[schema(inline)]
     pub kernel: KernelRef,
     pub commit: Commit,
-    pub status: read::Status,
+    pub status: Status,
     #[schema(max_items = 32)]
     pub stages: Option<Vec<ReportStage>>,
     #[schema(format = DateTime, max_length = 64)]
