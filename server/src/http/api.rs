@@ -112,9 +112,7 @@ pub async fn projects(State(state): State<AppState>) -> Result<Json<ProjectList>
     params(ProjectPath, GridQuery),
     responses(
         (status = 200, description = "The grid", body = GridView),
-        (status = 400, response = schema::BadRequest),
-        (status = 404, response = schema::NotFound),
-        (status = 503, response = schema::Unavailable),
+        schema::ReadErrors,
     )
 )]
 pub async fn grid(
@@ -133,9 +131,7 @@ pub async fn grid(
     params(ProjectPath, KernelPath, ShaPath),
     responses(
         (status = 200, description = "The cell", body = CellDetail),
-        (status = 400, response = schema::BadRequest),
-        (status = 404, response = schema::NotFound),
-        (status = 503, response = schema::Unavailable),
+        schema::ReadErrors,
     )
 )]
 pub async fn cell(
@@ -154,9 +150,7 @@ pub async fn cell(
     params(ProjectPath, BreakageQuery),
     responses(
         (status = 200, description = "Breakages", body = BreakageList),
-        (status = 400, response = schema::BadRequest),
-        (status = 404, response = schema::NotFound),
-        (status = 503, response = schema::Unavailable),
+        schema::ReadErrors,
     )
 )]
 pub async fn breakages(
@@ -182,9 +176,7 @@ pub async fn breakages(
     params(ProjectPath, KernelPath),
     responses(
         (status = 200, description = "History", body = KernelHistory),
-        (status = 400, response = schema::BadRequest),
-        (status = 404, response = schema::NotFound),
-        (status = 503, response = schema::Unavailable),
+        schema::ReadErrors,
     )
 )]
 pub async fn kernel(
@@ -202,9 +194,7 @@ pub async fn kernel(
     params(ProjectPath, ShaPath),
     responses(
         (status = 200, description = "Changes", body = CommitChanges),
-        (status = 400, response = schema::BadRequest),
-        (status = 404, response = schema::NotFound),
-        (status = 503, response = schema::Unavailable),
+        schema::ReadErrors,
     )
 )]
 pub async fn commit(
@@ -221,9 +211,7 @@ pub async fn commit(
     params(ProjectPath, SignaturePath),
     responses(
         (status = 200, description = "Cells", body = SignatureCells),
-        (status = 400, response = schema::BadRequest),
-        (status = 404, response = schema::NotFound),
-        (status = 503, response = schema::Unavailable),
+        schema::ReadErrors,
     )
 )]
 pub async fn signature(

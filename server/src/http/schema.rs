@@ -4,6 +4,7 @@
 //! from the document and checks the server holds them.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use trellis_domain::breakage::Attribution;
 use trellis_domain::grid::MAX_PAGE;
 use trellis_domain::view::{BreakageDetail, Project, ProjectSummary};
@@ -13,7 +14,7 @@ use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
-use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 /// A string schema whose values are exactly `values`.
 fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> ObjectBuilder {
@@ -439,6 +440,21 @@ error_responses! {
             .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
             .build(),
     );
+}
+
+/// What every read of a project may answer besides its success: a bad path or query, nothing by
+/// that name, or a busy database. Named once so the read operations cannot drift apart.
+pub struct ReadErrors;
+
+impl IntoResponses for ReadErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let refer = |(name, _): (&str, RefOr<Response>)| RefOr::Ref(Ref::from_response_name(name));
+        BTreeMap::from([
+            ("400".to_string(), refer(BadRequest::response())),
+            ("404".to_string(), refer(NotFound::response())),
+            ("503".to_string(), refer(Unavailable::response())),
+        ])
+    }
 }
 
 // --- the document ----------------------------------------------------------------------------
