@@ -93,6 +93,9 @@ pub struct BreakageFilter {
 impl BreakageFilter {
     /// Builds a filter from URL query pairs. Empty values mean "any" (what the page's form sends
     /// for it); unknown keys are ignored; an attribution or state it does not know is an error.
+    /// The query parameters a filter reads; every other is ignored.
+    pub const PARAMS: [&'static str; 3] = ["stream", "attribution", "state"];
+
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<BreakageFilter, QueryError> {

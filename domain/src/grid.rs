@@ -73,6 +73,9 @@ impl GridFilter {
     /// Builds a filter from URL query pairs. Empty values mean "any" (what the page's form sends
     /// for "all"); unknown keys are ignored; a `failing` value that is not a yes or a no is an
     /// error rather than a silent "no".
+    /// The query parameters a filter reads; every other is ignored.
+    pub const PARAMS: [&'static str; 4] = ["stream", "arch", "failing", "q"];
+
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<GridFilter, QueryError> {

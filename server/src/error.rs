@@ -151,13 +151,18 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", RETRY_AFTER_SECS.into());
-        }
-        response
+        ask_to_retry(response)
     }
+}
+
+/// A 503 tells the client when to come back, whoever answers it (API, page or health check).
+pub fn ask_to_retry(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert("retry-after", RETRY_AFTER_SECS.into());
+    }
+    response
 }
 
 /// The same errors, answered to a person with an HTML page.
@@ -179,17 +184,26 @@ impl IntoResponse for PageError {
         if let Some(id) = request_id().filter(|_| status.is_server_error()) {
             message.push_str(&format!(" (request id {id})"));
         }
-        (
-            status,
-            Html(trellis_app::pages::render_error(status.as_u16(), &message)),
+        ask_to_retry(
+            (
+                status,
+                Html(trellis_app::pages::render_error(status.as_u16(), &message)),
+            )
+                .into_response(),
         )
-            .into_response()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_answering_503_say_when_to_retry() {
+        let unavailable = PageError(ApiError::Unavailable).into_response();
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()["retry-after"], "5");
+    }
 
     #[tokio::test]
     async fn an_inconsistency_is_a_500_that_keeps_its_details_in_the_log() {

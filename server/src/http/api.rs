@@ -253,34 +253,25 @@ static OPENAPI: LazyLock<String> = LazyLock::new(|| {
     )
 )]
 pub async fn health(State(state): State<AppState>) -> Response {
-    let database = match state.storage.ping().await {
-        Ok(()) => "ok".to_string(),
-        Err(e) => e.to_string(),
-    };
     let stall = std::time::Duration::from_secs(state.config.writer_stall_secs);
-    let writer = match state.storage.watchdog.oldest_write() {
-        Some(t) if t > stall => format!("stalled: one write has run for {} s", t.as_secs()),
-        _ => "ok".to_string(),
-    };
+    let (database, writer) = state.storage.health(stall).await;
     let ok = database == "ok" && writer == "ok";
+    let status = if ok {
+        HealthStatus::Ok
+    } else {
+        HealthStatus::Unavailable
+    };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Json(Health {
-        status: if ok {
-            HealthStatus::Ok
-        } else {
-            HealthStatus::Unavailable
-        },
+        status,
         database,
         writer,
     });
-    if ok {
-        (StatusCode::OK, body).into_response()
-    } else {
-        let retry = [(
-            header::RETRY_AFTER,
-            crate::error::RETRY_AFTER_SECS.to_string(),
-        )];
-        (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response()
-    }
+    crate::error::ask_to_retry((code, body).into_response())
 }
 
 pub async fn not_found() -> ApiError {

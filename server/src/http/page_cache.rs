@@ -2,8 +2,9 @@
 //!
 //! The grid and breakages pages are the busiest and the dearest to build (megabytes of HTML,
 //! then gzip). Readers of an unchanged page get the stored bytes, already compressed; readers
-//! that arrive while a page is being built wait for that one build instead of starting their
+//! that arrive while a page is being built get the page before it instead of building their
 //! own, so fifty readers cost one rendering, not fifty, and writers keep their share of the CPU.
+//! Pages are keyed by what they show (see [`key`]), and the cache is bounded by bytes.
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -12,7 +13,8 @@ use flate2::write::GzEncoder;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -34,10 +36,26 @@ impl Version {
     }
 }
 
-/// One rendered page; its gzip form is made on first demand.
+/// One rendered page and its gzip form.
 pub struct Page {
     html: Bytes,
-    gzip: OnceLock<Bytes>,
+    gzip: Bytes,
+}
+
+impl Page {
+    /// Compresses off the async workers: a multi-megabyte page takes milliseconds.
+    async fn new(html: String) -> Page {
+        let html = Bytes::from(html);
+        let for_gzip = html.clone();
+        let gzip = tokio::task::spawn_blocking(move || gzip(&for_gzip))
+            .await
+            .expect("gzip in memory does not fail");
+        Page { html, gzip }
+    }
+
+    fn bytes(&self) -> usize {
+        self.html.len() + self.gzip.len()
+    }
 }
 
 impl Page {
@@ -51,7 +69,7 @@ impl Page {
             .any(accepts_coding_gzip);
         let html = HeaderValue::from_static("text/html; charset=utf-8");
         if accepts_gzip {
-            let gzip = self.gzip.get_or_init(|| gzip(&self.html));
+            let gzip = &self.gzip;
             let gz = HeaderValue::from_static("gzip");
             let vary = HeaderValue::from_static("accept-encoding");
             (
@@ -111,20 +129,42 @@ impl Slot {
     }
 }
 
+/// The cache key of a page: its path and the query parameters it reads, in a fixed order.
+/// Unknown parameters are left out, so `?x=1`, `?x=2`... cannot each cost a rendering.
+pub fn key(path: &str, pairs: &[(String, String)], reads: &[&str]) -> String {
+    let mut kept: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| reads.contains(&k.as_str()))
+        .collect();
+    // Stable: repeated parameters keep their order (the last `page` wins).
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut key = path.to_string();
+    for (k, v) in kept {
+        key.push('\0');
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+    key
+}
+
 #[derive(Default)]
 pub struct PageCache {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Bytes of the pages stored (a page replaced or dropped is still counted until the
+    /// cache starts over: the count only errs on the side of starting over early).
+    bytes: AtomicUsize,
 }
 
 impl PageCache {
-    /// Distinct URLs kept; past that the cache starts over (filters make URLs many).
-    const MAX_PAGES: usize = 512;
+    /// Bytes kept at most (HTML and gzip); past that the cache starts over.
+    const MAX_BYTES: usize = 64 * 1024 * 1024;
 
     /// The page at `url` as of `version`. One request at a time builds a newer page with
-    /// `render`; while it does, the others get the page before it, at most one build old,
-    /// rather than queueing behind it (under a steady stream of reports every reader would
-    /// otherwise wait for builds). A request that finds no build running builds, so a reader
-    /// who just posted a report sees it.
+    /// `render`; while it does, the others get the page before it rather than queueing
+    /// behind it (under a steady stream of reports every reader would otherwise wait for
+    /// builds). A request that finds no build running builds one; a request that arrives
+    /// while an older build runs gets the page before that build.
     pub async fn get_or_render<E, F, Fut>(
         &self,
         url: &str,
@@ -151,18 +191,17 @@ impl PageCache {
             return Ok(page);
         }
         let read_at = Instant::now();
-        let page = Arc::new(Page {
-            html: render().await?.into(),
-            gzip: OnceLock::new(),
-        });
+        let page = Arc::new(Page::new(render().await?).await);
+        self.bytes.fetch_add(page.bytes(), Ordering::Relaxed);
         *slot.latest.lock().expect("page slot lock") = Some((version, read_at, page.clone()));
         Ok(page)
     }
 
     fn slot(&self, url: &str) -> Arc<Slot> {
         let mut slots = self.slots.lock().expect("page cache lock");
-        if slots.len() >= Self::MAX_PAGES && !slots.contains_key(url) {
+        if self.bytes.load(Ordering::Relaxed) > Self::MAX_BYTES {
             slots.clear();
+            self.bytes.store(0, Ordering::Relaxed);
         }
         slots.entry(url.to_string()).or_default().clone()
     }
@@ -171,7 +210,7 @@ impl PageCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::Notify;
 
     fn version(revision: i64) -> Version {
         Version {
@@ -179,6 +218,14 @@ mod tests {
             breakages_as_of: revision,
             minute: 0,
         }
+    }
+
+    async fn page(cache: &PageCache, revision: i64, html: &str) -> Arc<Page> {
+        let html = html.to_string();
+        cache
+            .get_or_render("/p/x", version(revision), || async { Ok::<_, ()>(html) })
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -203,45 +250,55 @@ mod tests {
             assert_eq!(&r.await.unwrap().html[..], b"<p>3</p>");
         }
         assert_eq!(renders.load(Ordering::SeqCst), 1);
-        // Newer data builds the page again; older requests are served the newer page, and a
-        // reader arriving while a build runs gets the page before it at once.
-        let page = cache
-            .get_or_render("/p/x", version(4), || async { Ok::<_, ()>("4".into()) })
-            .await
-            .unwrap();
-        assert_eq!(&page.html[..], b"4");
-        let page = cache
-            .get_or_render("/p/x", version(2), || async { Ok::<_, ()>("2".into()) })
-            .await
-            .unwrap();
-        assert_eq!(&page.html[..], b"4");
-        let slow = {
-            let cache = cache.clone();
+        // Newer data builds the page again; older requests are served the newer page.
+        assert_eq!(&page(&cache, 4, "4").await.html[..], b"4");
+        assert_eq!(&page(&cache, 2, "2").await.html[..], b"4");
+    }
+
+    #[tokio::test]
+    async fn a_reader_arriving_during_a_build_gets_the_page_before_it() {
+        let cache = Arc::new(PageCache::default());
+        page(&cache, 4, "4").await;
+        let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let build = {
+            let (cache, started, release) = (cache.clone(), started.clone(), release.clone());
             tokio::spawn(async move {
                 cache
-                    .get_or_render("/p/x", version(5), || async {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    .get_or_render("/p/x", version(5), || async move {
+                        started.notify_one();
+                        release.notified().await;
                         Ok::<_, ()>("5".to_string())
                     })
                     .await
                     .unwrap()
             })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        let meanwhile = cache
-            .get_or_render("/p/x", version(5), || async { Ok::<_, ()>("never".into()) })
-            .await
-            .unwrap();
-        assert_eq!(&meanwhile.html[..], b"4");
-        assert_eq!(&slow.await.unwrap().html[..], b"5");
+        started.notified().await;
+        assert_eq!(&page(&cache, 5, "never").await.html[..], b"4");
+        release.notify_one();
+        assert_eq!(&build.await.unwrap().html[..], b"5");
     }
 
     #[test]
-    fn gzip_is_served_only_to_clients_that_accept_it() {
-        let page = Page {
-            html: Bytes::from_static(b"<html>grid</html>"),
-            gzip: OnceLock::new(),
+    fn keys_keep_only_what_the_page_reads() {
+        let pairs = |q: &[(&str, &str)]| -> Vec<(String, String)> {
+            q.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
+        let reads = ["stream", "page"];
+        let a = key("/p/x", &pairs(&[("page", "2"), ("junk", "1")]), &reads);
+        let b = key("/p/x", &pairs(&[("junk", "2"), ("page", "2")]), &reads);
+        assert_eq!(a, b);
+        let c = key("/p/x", &pairs(&[("page", "1"), ("page", "2")]), &reads);
+        let d = key("/p/x", &pairs(&[("page", "2"), ("page", "1")]), &reads);
+        assert_ne!(c, d, "the last page parameter decides, so order is kept");
+        assert_ne!(key("/p/x", &[], &reads), key("/p/y", &[], &reads));
+    }
+
+    #[tokio::test]
+    async fn gzip_is_served_only_to_clients_that_accept_it() {
+        let page = Page::new("<html>grid</html>".to_string()).await;
         let mut headers = HeaderMap::new();
         assert!(page
             .respond(&headers)
@@ -257,7 +314,7 @@ mod tests {
         assert!(!accepts_coding_gzip("gzip;q=0") && accepts_coding_gzip("gzip"));
         let mut unzipped = String::new();
         std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(&page.gzip.get().unwrap()[..]),
+            &mut flate2::read::GzDecoder::new(&page.gzip[..]),
             &mut unzipped,
         )
         .unwrap();

@@ -2,7 +2,7 @@
 
 use super::extract::PagePath;
 use super::load;
-use super::page_cache::{Page, Version};
+use super::page_cache::{self, Page, Version};
 use super::AppState;
 use crate::error::{ApiError, PageError};
 use crate::storage::now_ms;
@@ -11,6 +11,8 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use std::future::Future;
 use std::sync::Arc;
+use trellis_domain::breakage::BreakageFilter;
+use trellis_domain::GridFilter;
 
 pub async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> {
     let projects = state.storage.project_summaries().await?;
@@ -24,7 +26,9 @@ pub async fn grid(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let page = cached(&state, &name, &uri, || async {
+    let reads = [&GridFilter::PARAMS[..], &["page"]].concat();
+    let key = page_cache::key(uri.path(), &pairs, &reads);
+    let page = cached(&state, &name, key, || async {
         let (project, grid) = load::grid(&state, &name, &pairs).await?;
         Ok(trellis_app::pages::render_grid(
             project,
@@ -51,7 +55,8 @@ pub async fn breakages(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let page = cached(&state, &name, &uri, || async {
+    let key = page_cache::key(uri.path(), &pairs, &BreakageFilter::PARAMS);
+    let page = cached(&state, &name, key, || async {
         let selection = load::breakages(&state, &name, &pairs).await?;
         // Read after the breakages: at worst it says "updating" about a set that just caught up.
         let updating = !state
@@ -77,7 +82,7 @@ pub async fn breakages(
 async fn cached<F, Fut>(
     state: &AppState,
     name: &str,
-    uri: &Uri,
+    key: String,
     render: F,
 ) -> Result<Arc<Page>, ApiError>
 where
@@ -94,8 +99,7 @@ where
         breakages_as_of: computed.as_of,
         minute: now_ms() / 60_000,
     };
-    let url = uri.to_string();
-    state.pages.get_or_render(&url, version, render).await
+    state.pages.get_or_render(&key, version, render).await
 }
 
 pub async fn kernel(

@@ -81,11 +81,15 @@ impl Storage {
                     revision,
                 })
             }
-            None => Ok(Computed {
-                breakages: self.breakages_at(project, revision).await?,
-                as_of: revision,
-                revision,
-            }),
+            None => {
+                // One first computation at a time: readers arriving meanwhile find its result.
+                let _first = self.first_breakages.lock().await;
+                Ok(Computed {
+                    breakages: self.breakages_at(project, revision).await?,
+                    as_of: revision,
+                    revision,
+                })
+            }
         }
     }
 
@@ -262,6 +266,12 @@ impl Storage {
         }
         let (storage, project) = (self.clone(), project.clone());
         tokio::spawn(async move {
+            // Whatever ends this task (a panic included) lets a later change start another.
+            let mut task = Refreshing {
+                storage: storage.clone(),
+                project_id: project.id,
+                ended: false,
+            };
             loop {
                 let outcome = match storage.revision(project.id).await {
                     Ok(revision) => storage.breakages_at(&project, revision).await.map(drop),
@@ -273,13 +283,34 @@ impl Storage {
                 let mut refreshing = storage.refreshing.lock().expect("refresh lock");
                 match refreshing.get_mut(&project.id) {
                     Some(again) if *again => *again = false,
+                    // Under the same lock as the check, so no change is missed in between.
                     _ => {
                         refreshing.remove(&project.id);
+                        task.ended = true;
                         break;
                     }
                 }
             }
         });
+    }
+}
+
+/// A project's refresh task. If it stops without ending normally (a panic), dropping it
+/// clears the project's entry so that the next change starts a new one.
+struct Refreshing {
+    storage: Storage,
+    project_id: i64,
+    ended: bool,
+}
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        if let Ok(mut refreshing) = self.storage.refreshing.lock() {
+            refreshing.remove(&self.project_id);
+        }
     }
 }
 

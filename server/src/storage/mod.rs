@@ -83,7 +83,7 @@ impl StorageError {
     /// Trouble that passes (a database restarting, locked or saturated), as opposed to a bug.
     pub fn is_transient(&self) -> bool {
         match self {
-            StorageError::Unavailable(_) | StorageError::WriterGone => true,
+            StorageError::Unavailable(_) => true,
             StorageError::Database(e) => is_transient(e),
             _ => false,
         }
@@ -139,6 +139,8 @@ pub struct Storage {
     /// Projects whose breakages are being recomputed in the background, each with whether
     /// another pass is due when the current one ends.
     refreshing: Arc<std::sync::Mutex<std::collections::HashMap<i64, bool>>>,
+    /// Taken while a project's breakages are computed for the first time.
+    first_breakages: Arc<Mutex<()>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -213,6 +215,7 @@ impl Storage {
             grid_cache: Arc::default(),
             breakage_cache: Arc::default(),
             refreshing: Arc::default(),
+            first_breakages: Arc::default(),
         })
     }
 
@@ -222,6 +225,27 @@ impl Storage {
             Some(m) => Some(m.lock().await),
             None => None,
         }
+    }
+
+    /// The database and the writer, as a health check tells them: "ok", or what is wrong in
+    /// words fit for anyone to read (details go to the log).
+    pub async fn health(&self, stall: Duration) -> (String, String) {
+        let database = match self.ping().await {
+            Ok(()) => "ok".to_string(),
+            Err(e) => {
+                tracing::warn!("health check: {e}");
+                "unavailable".to_string()
+            }
+        };
+        let writer = if !self.queue.is_running() {
+            "stopped".to_string()
+        } else {
+            match self.watchdog.oldest_write() {
+                Some(t) if t > stall => format!("stalled: one write has run for {} s", t.as_secs()),
+                _ => "ok".to_string(),
+            }
+        };
+        (database, writer)
     }
 
     /// Whether the database answers a trivial query within a couple of seconds.

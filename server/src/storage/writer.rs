@@ -96,6 +96,11 @@ impl IngestQueue {
         IngestQueue { jobs }
     }
 
+    /// Whether the writer task is still taking reports (it ends only if it panicked).
+    pub(super) fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
     pub(super) async fn submit(
         &self,
         runner_id: i64,
