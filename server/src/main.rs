@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trellis_server::config::Config;
-use trellis_server::storage::Storage;
+use trellis_server::storage::{Backend, Storage, DAY_MS};
 
 #[derive(Parser)]
 #[command(
@@ -137,17 +137,13 @@ async fn toggle(storage: &Storage, name: &str, enabled: bool) -> anyhow::Result<
     }
 }
 
-fn is_postgres(database_url: &str) -> bool {
-    database_url.starts_with("postgres:") || database_url.starts_with("postgresql:")
-}
-
 fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
 }
 
 async fn backup(path: &Path, database_url: &str) -> anyhow::Result<ExitCode> {
     // Said before connecting: the advice should not depend on reaching the database.
-    if is_postgres(database_url) {
+    if Backend::of(database_url) == Some(Backend::Postgres) {
         eprintln!(
             "DATABASE_URL is PostgreSQL: `trellis backup` copies SQLite databases only. Back PostgreSQL \
              up with `pg_dump -Fc -f trellis.dump DBNAME` and restore it with `pg_restore` \
@@ -171,7 +167,7 @@ async fn backup(path: &Path, database_url: &str) -> anyhow::Result<ExitCode> {
 async fn prune(keep_days: u32, database_url: &str) -> anyhow::Result<ExitCode> {
     let storage = Storage::connect(database_url).await?;
     let outcome = storage
-        .prune_passing_logs(i64::from(keep_days) * 24 * 3600 * 1000)
+        .prune_passing_logs(i64::from(keep_days) * DAY_MS)
         .await;
     storage.close().await;
     let stats = outcome?;

@@ -1,3 +1,5 @@
+//! The cell page: every report of one kernel and commit, with stages, metadata and the log.
+
 use super::{document, state_class, status_class, Shell};
 use crate::paths;
 use leptos::prelude::*;

@@ -1,3 +1,5 @@
+//! The grid page: kernels by stream in RPM order against commits in git order, with the filter bar.
+
 use super::{document, state_class, Shell};
 use crate::islands::FilterBar;
 use crate::paths;

@@ -1,3 +1,5 @@
+//! The home page: every project with the health of its newest tested commit.
+
 use super::{document, Shell};
 use crate::paths;
 use leptos::prelude::*;

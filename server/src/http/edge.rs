@@ -1,5 +1,7 @@
 //! The connection edge: accepts TCP connections up to a cap that fits the open-file limit, serves
-//! them with hyper, and closes the ones that stall, so no client can hold the server's sockets.
+//! them with hyper, and closes the ones that stall, so idle and slow clients cannot hold the
+//! server's sockets (a request body may still arrive slowly, if it never pauses longer than the
+//! body timeout).
 //!
 //! A new connection has `header_timeout` to send a whole request head; a kept-alive one may wait
 //! `idle_timeout` for its next request, then has `header_timeout` from the head's first byte; a

@@ -86,7 +86,7 @@ fn describe() {
     describe_histogram!(
         "trellis_breakage_recompute_seconds",
         Unit::Seconds,
-        "Time to recompute the breakages of one stream."
+        "Time of one pass recomputing a project's breakages (the lanes that changed)."
     );
 }
 

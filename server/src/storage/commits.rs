@@ -5,7 +5,7 @@
 
 use super::projects::{bump_revision, ensure_project};
 use super::rows::{int_bool, read_bool};
-use super::{placeholders, Result, Storage};
+use super::{placeholders, values, Result, Storage};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use trellis_domain::history::{self, Placed};
@@ -232,19 +232,16 @@ pub(super) async fn place_commits(
     let mut new = 0;
 
     for rows in plan.new.chunks(100) {
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| format!("($1, $2, {})", placeholders(3 + i * 6, 6)))
-            .collect();
         let sql = format!(
             "INSERT INTO commits (project_id, revision, sha, subject, author, committed_at, generation, parents_known)
              VALUES {} ON CONFLICT (project_id, sha) DO NOTHING RETURNING sha, id",
-            values.join(", ")
+            values(rows.len(), 8)
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(revision);
+        let mut q = sqlx::query(AssertSqlSafe(sql));
         for (c, generation) in rows {
             q = q
+                .bind(project_id)
+                .bind(revision)
                 .bind(&c.sha)
                 .bind(&c.subject)
                 .bind(&c.author)
@@ -302,12 +299,9 @@ pub(super) async fn place_commits(
         })
         .collect();
     for rows in edges.chunks(IN_CHUNK) {
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| format!("({})", placeholders(1 + i * 2, 2)))
-            .collect();
         let sql = format!(
             "INSERT INTO commit_parents (commit_id, parent_sha) VALUES {} ON CONFLICT DO NOTHING",
-            values.join(", ")
+            values(rows.len(), 2)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (id, parent) in rows {

@@ -20,6 +20,9 @@ pub(super) struct GridData {
     has_older: bool,
 }
 
+/// Grid pages kept in the cache (0 is the newest commits).
+const CACHED_PAGES: u32 = 8;
+
 impl Storage {
     /// The grid for one page of commits (`per_page` columns, newest first). What it reads is
     /// cached until the project's revision changes (every report and history push bumps it).
@@ -44,7 +47,11 @@ impl Storage {
                     None => self.load_grid(project, page, per_page).await?,
                 };
                 let data = Arc::new(data);
-                self.grid_cache.put(key, revision, data.clone());
+                // Readers live on the first pages; caching any page number a client names
+                // would let a walk over pages push theirs out.
+                if page < CACHED_PAGES {
+                    self.grid_cache.put(key, revision, data.clone());
+                }
                 data
             }
         };

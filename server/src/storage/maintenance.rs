@@ -57,7 +57,8 @@ const PRUNE_BATCH: i64 = 1000;
 const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
-const DAY_MS: i64 = 24 * HOUR_MS;
+/// A day in epoch milliseconds, the unit retention is counted in.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// `3 days`, `1 hour`: rounded down, so "older than" stays true.
 fn describe_age(ms: i64) -> String {

@@ -6,7 +6,7 @@
 //!
 //! Every query must run unchanged on both backends, so queries keep to what both accept:
 //!
-//! - `$1, $2, ...` placeholders (never `?`); `placeholders` and `report_rows::values` build lists.
+//! - `$1, $2, ...` placeholders (never `?`); `placeholders` and `values` build lists.
 //! - `INSERT ... RETURNING`, and `ON CONFLICT (cols) DO UPDATE SET x = excluded.x` / `DO NOTHING`.
 //! - Multi-row `VALUES (..), (..)` (at most a few thousand bound values per statement) and row
 //!   values: `(a, b) IN (VALUES ($1, $2), ...)`.
@@ -48,6 +48,7 @@ mod writer;
 pub use breakages::Computed;
 pub use commits::Pushed;
 pub use logs::LogBlob;
+pub use maintenance::DAY_MS;
 pub use runners::{Runner, RunnerAuth};
 pub use watchdog::Watchdog;
 pub use writer::Ingested;
@@ -117,9 +118,22 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
+pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    /// The backend a `DATABASE_URL` names, if it is one Trellis runs on.
+    pub fn of(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
 }
 
 /// A handle to the database; cheap to clone.
@@ -151,13 +165,8 @@ impl Storage {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Storage> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StorageError::UnsupportedUrl(url.to_string()));
-        };
+        let backend =
+            Backend::of(url).ok_or_else(|| StorageError::UnsupportedUrl(url.to_string()))?;
         let options = AnyPoolOptions::new()
             // Requests give up on a saturated or unreachable database within a few seconds and
             // answer 503, rather than queueing without bound.
@@ -263,6 +272,14 @@ impl Storage {
         self.pool.close().await;
         self.writes.close().await;
     }
+}
+
+/// `($1, ..., $width), ($width+1, ...), ...`: the placeholders of a multi-row `VALUES` list.
+fn values(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|i| format!("({})", placeholders(1 + i * width, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Builds `$first, $first+1, ...` placeholders for an `IN (...)` list.

@@ -6,7 +6,7 @@
 //! statement may not touch a row twice.
 
 use super::logs::LogBlob;
-use super::{now_ms, placeholders, Result};
+use super::{now_ms, values, Result};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use trellis_domain::signature::signature_id;
@@ -178,14 +178,6 @@ async fn upsert_cells(tx: &mut Transaction<'_, Any>, cells: &[CellRow]) -> Resul
     }
     q.execute(&mut **tx).await?;
     Ok(())
-}
-
-/// `($1, ..., $width), ($width+1, ...), ...` for `rows` rows.
-fn values(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|i| format!("({})", placeholders(1 + i * width, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 pub(super) async fn report_by_run_id<'e>(

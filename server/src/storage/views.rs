@@ -2,7 +2,7 @@
 //! shows, and the excerpts that go with breakages.
 
 use super::rows::{cell_from, column_from, kernel_from, prefixed_cell_columns};
-use super::{placeholders, Result, Storage};
+use super::{values, Result, Storage};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
 use trellis_domain::breakage::Breakage;
@@ -29,16 +29,13 @@ impl Storage {
         // One query per few hundred breakages: the newest excerpt of each start cell.
         let mut excerpts: HashMap<(i64, i64), (Option<String>, Option<String>)> = HashMap::new();
         for chunk in pairs.chunks(200) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(1 + 2 * i, 2)))
-                .collect();
             let sql = format!(
                 "SELECT kernel_id, commit_id, error_line, excerpt FROM (
                     SELECT kernel_id, commit_id, error_line, excerpt, ROW_NUMBER() OVER (
                         PARTITION BY kernel_id, commit_id ORDER BY finished_at DESC, id DESC) AS n
                     FROM reports WHERE excerpt IS NOT NULL AND (kernel_id, commit_id) IN (VALUES {})
                  ) newest WHERE n = 1",
-                values.join(", ")
+                values(chunk.len(), 2)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (kernel, commit) in chunk {
@@ -103,7 +100,8 @@ impl Storage {
         })
     }
 
-    /// What a commit broke and fixed compared with its first parent, per stream.
+    /// What a commit broke and fixed compared with a parent (the first by sha: the order of a
+    /// merge's parents is not stored), per stream.
     pub async fn commit_changes(
         &self,
         project: Project,
