@@ -58,12 +58,7 @@ pub async fn breakages(
     let key = page_cache::key(uri.path(), &pairs, &BreakageFilter::PARAMS);
     let page = cached(&state, &name, key, || async {
         let selection = load::breakages(&state, &name, &pairs).await?;
-        // Read after the breakages: at worst it says "updating" about a set that just caught up.
-        let updating = !state
-            .storage
-            .computed_breakages(&selection.project)
-            .await?
-            .is_current();
+        let updating = !selection.computed.is_current();
         Ok(trellis_app::pages::render_breakages(
             selection.project,
             selection.breakages,

@@ -136,15 +136,27 @@ impl Backend {
     }
 }
 
+/// SQLite allows one writer at a time; taking turns here (the report writer, history pushes,
+/// runner changes, retention) avoids "database is locked" retries. PostgreSQL needs no turns.
+#[derive(Clone, Default)]
+struct WriteTurn(Option<Arc<Mutex<()>>>);
+
+impl WriteTurn {
+    async fn take(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.0 {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
+}
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
     pool: AnyPool,
     /// Connections for the report writer, history pushes and maintenance.
     writes: AnyPool,
-    /// SQLite allows one writer at a time; taking turns here (the report writer, history pushes,
-    /// runner changes) avoids "database is locked" retries. PostgreSQL needs no turns.
-    write_turn: Option<Arc<Mutex<()>>>,
+    write_turn: WriteTurn,
     queue: writer::IngestQueue,
     /// Tracks writes in progress, so a health check sees a writer that stopped moving.
     pub watchdog: Watchdog,
@@ -207,7 +219,7 @@ impl Storage {
             Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
         }
-        let write_turn = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let write_turn = WriteTurn((backend == Backend::Sqlite).then(Arc::default));
         let ids = Arc::new(std::sync::Mutex::new(writer::KnownIds::default()));
         let watchdog = Watchdog::default();
         Ok(Storage {
@@ -230,10 +242,7 @@ impl Storage {
 
     /// Waits for this process's turn to write (SQLite only).
     async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.write_turn {
-            Some(m) => Some(m.lock().await),
-            None => None,
-        }
+        self.write_turn.take().await
     }
 
     /// The database and the writer, as a health check tells them: "ok", or what is wrong in

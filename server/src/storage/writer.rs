@@ -8,11 +8,11 @@ use super::commits::place_commits;
 use super::logs::LogBlob;
 use super::projects::{bump_revision, ensure_kernel, ensure_project};
 use super::report_rows::{insert_reports, report_by_run_id, NewReport};
-use super::{is_unique_violation, now_ms, Result, StorageError, Watchdog};
+use super::{is_unique_violation, now_ms, Result, StorageError, Watchdog, WriteTurn};
 use sqlx::{Acquire, Any, AnyPool, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 use trellis_domain::{Kernel, Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ impl IngestQueue {
     pub(super) fn start(
         pool: AnyPool,
         ids: Arc<SyncMutex<KnownIds>>,
-        turn: Option<Arc<Mutex<()>>>,
+        turn: WriteTurn,
         watchdog: Watchdog,
     ) -> IngestQueue {
         let (jobs, mut rx) = mpsc::channel::<Job>(MAX_QUEUED);
@@ -133,16 +133,13 @@ impl IngestQueue {
 struct Writer {
     pool: AnyPool,
     ids: Arc<SyncMutex<KnownIds>>,
-    turn: Option<Arc<Mutex<()>>>,
+    turn: WriteTurn,
     watchdog: Watchdog,
 }
 
 impl Writer {
     async fn write(&self, batch: Vec<Job>) {
-        let _turn = match &self.turn {
-            Some(m) => Some(m.lock().await),
-            None => None,
-        };
+        let _turn = self.turn.take().await;
         let _writing = self.watchdog.writing();
         // Fast path: the whole batch in one transaction without savepoints. If anything fails (a
         // retry racing its original, a row the database refuses), it is rolled back and replayed
