@@ -110,7 +110,7 @@ pub(super) fn breakage_card(project: &str, d: BreakageDetail, now: i64) -> impl 
     });
     let excerpt = d.excerpt.map(|e| {
         view! {
-            <details><summary>"error excerpt"</summary><pre class="log">{e}</pre></details>
+            <details><summary>"error excerpt"</summary><pre class="log" tabindex="0">{e}</pre></details>
         }
     });
     let commit_hint = b

@@ -61,7 +61,7 @@ fn report_view(r: ReportDetail) -> impl IntoView {
             {cut}
             <details open=r.status == Status::Fail>
                 <summary>{format!("log ({} bytes)", r.log.len())}</summary>
-                <pre class="log">{r.log}</pre>
+                <pre class="log" tabindex="0">{r.log}</pre>
             </details>
         </section>
     }

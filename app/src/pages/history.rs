@@ -1,7 +1,7 @@
 //! The kernel, commit and signature pages: one axis of the grid, or one error, at a time.
 
 use super::breakages::breakage_card;
-use super::{document, state_class, Shell};
+use super::{document, state_class, ScrollRegion, Shell};
 use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::breakage::Breakage;
@@ -47,10 +47,10 @@ pub fn render_kernel(h: KernelHistory, now: i64) -> String {
                 <h2>{format!("Breakages ({count})")}</h2>
                 {cards}
                 <h2>"Results along the commits (newest first)"</h2>
-                <table class="history">
+                <ScrollRegion label="Results along the commits"><table class="history">
                     <thead><tr><th>"result"</th><th>"commit"</th><th>"subject"</th><th>"reports"</th><th>"error"</th></tr></thead>
                     <tbody>{rows}</tbody>
-                </table>
+                </table></ScrollRegion>
             </Shell>
         }
         .into_any()
@@ -109,10 +109,10 @@ pub fn render_commit(c: CommitChanges) -> String {
                 </dl>
                 {parent}
                 <h2>"Per stream"</h2>
-                <table class="history">
+                <ScrollRegion label="Per stream"><table class="history">
                     <thead><tr><th>"stream"</th><th>"kernels tested"</th><th>"broke"</th><th>"fixed"</th></tr></thead>
                     <tbody>{streams}</tbody>
-                </table>
+                </table></ScrollRegion>
                 <h2>{format!("Breakages that start here ({})", c.opened.len())}</h2>
                 {breakage_links(&project, &c.opened)}
                 <h2>{format!("Breakages this commit fixed ({})", c.closed.len())}</h2>
@@ -151,11 +151,11 @@ pub fn render_signature(s: SignatureCells) -> String {
                 <h1>"Error signature"</h1>
                 <p class="signature"><code>{s.signature.clone()}</code></p>
                 <p>{summary}</p>
-                {s.excerpt.clone().map(|e| view! { <details><summary>"latest excerpt"</summary><pre class="log">{e}</pre></details> })}
-                <table class="history">
+                {s.excerpt.clone().map(|e| view! { <details><summary>"latest excerpt"</summary><pre class="log" tabindex="0">{e}</pre></details> })}
+                <ScrollRegion label="Kernels with this error"><table class="history">
                     <thead><tr><th>"kernel"</th><th>"stream"</th><th>"commit"</th><th>"last seen"</th></tr></thead>
                     <tbody>{rows}</tbody>
-                </table>
+                </table></ScrollRegion>
             </Shell>
         }
         .into_any()

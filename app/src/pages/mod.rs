@@ -49,6 +49,13 @@ pub(super) fn status_class(status: Status) -> &'static str {
 }
 
 /// The frame of every page. `islands` adds the hydration script (only the grid needs it).
+/// A wide table in a box that scrolls sideways on a narrow screen; named and reachable by
+/// keyboard, so its hidden part can be scrolled without a mouse.
+#[component]
+fn ScrollRegion(label: &'static str, children: Children) -> impl IntoView {
+    view! { <div class="table-scroll" tabindex="0" role="region" aria-label=label>{children()}</div> }
+}
+
 #[component]
 fn Shell(
     title: String,
