@@ -11,7 +11,7 @@ WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' app/Ca
 PROFILE ?= release
 BIN_DIR := $(CARGO_TARGET_DIR)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 
-.PHONY: run test bench site server tools lint test-unit test-db test-contract test-e2e pg clean
+.PHONY: run test bench site server tools lint test-unit test-db test-contract test-notify test-e2e pg clean
 
 run: site server
 	mkdir -p data
@@ -41,6 +41,7 @@ server:
 test: site pg lint
 	cargo test --workspace --exclude trellis-bench
 	$(MAKE) test-contract
+	$(MAKE) test-notify
 	$(MAKE) test-e2e
 
 lint:
@@ -54,15 +55,21 @@ pg:
 
 # The OpenAPI document against a running debug server: schemathesis, pinned, in its own virtualenv
 # (Debian's python3 needs python3-venv to make one).
-$(VENV)/bin/schemathesis: tests-contract/requirements.txt
+$(VENV)/bin/schemathesis: tests-contract/requirements.txt tests-notify/requirements.txt
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || (apt-get update && apt-get install -y python3-venv)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests-contract/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests-contract/requirements.txt -r tests-notify/requirements.txt
 	touch $@
 
 test-contract: $(VENV)/bin/schemathesis
 	cargo build -p trellis-server
 	tests-contract/run.sh $(CARGO_TARGET_DIR)/debug/trellis $(VENV)/bin/schemathesis
+
+# The notification scenario: the real server against an SMTP server (aiosmtpd) and a webhook
+# receiver that the tests start, feeds parsed by feedparser, on SQLite and PostgreSQL.
+test-notify: $(VENV)/bin/schemathesis pg
+	cargo build -p trellis-server
+	tests-notify/run.sh $(CARGO_TARGET_DIR)/debug/trellis $(VENV)/bin/python
 
 e2e/node_modules: e2e/package.json e2e/package-lock.json
 	cd e2e && npm ci --no-audit --no-fund

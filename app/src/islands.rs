@@ -1,12 +1,72 @@
-//! The grid's filter bar: the one interactive part of the grid page.
+//! The grid page's two islands, the only code compiled to WebAssembly.
 //!
-//! Without JavaScript it is a plain GET form (the server applies the filter). Once hydrated, every
-//! change applies at once: rows are shown or hidden in place with the same
-//! [`GridFilter::matches`] the server uses, and the URL is updated so a reload or a shared link
-//! shows the same view.
+//! - [`FilterBar`]: without JavaScript a plain GET form (the server applies the filter). Once
+//!   hydrated, every change applies at once: rows are shown or hidden in place with the same
+//!   [`GridFilter::matches`] the server uses, and the URL is updated so a reload or a shared
+//!   link shows the same view.
+//! - [`LiveGrid`]: follows the project's live stream and redraws the cells it names. The server
+//!   sends each cell's [`CellFace`], drawn by the same code as the server-rendered grid, so a
+//!   live cell and a reloaded one always look alike.
 
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 use trellis_domain::grid::{GridFilter, StreamOption};
+
+/// How the grid draws a tested cell: the `<td>`'s class, and the symbol, title and link of its
+/// `<a>`. Made by `CellFace::of` (in the grid page) for the page and the live stream alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellFace {
+    pub class: String,
+    pub symbol: String,
+    pub title: String,
+    pub href: String,
+}
+
+/// One changed cell on the live stream: its row (stream and `uname -r`), its commit column and
+/// how to draw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellPatch {
+    pub stream: String,
+    pub kernel: String,
+    pub sha: String,
+    pub face: CellFace,
+}
+
+/// Where the live stream stands, as the status line tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Only the browser follows the stream; the server renders the idle line.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+enum Link {
+    /// Not following (the server's rendering, no JavaScript, a hidden tab): the line is empty.
+    Idle,
+    Open,
+    Reconnecting,
+}
+
+/// Follows the project's changes and redraws the cells on this page that changed; rows and
+/// columns not on the page are left alone. The browser reconnects by itself (the stream asks
+/// for a retry every two seconds) and replays what it missed from its last event's id; a hidden
+/// tab pauses until it is shown again, then catches up the same way.
+#[island]
+pub fn LiveGrid(project: String) -> impl IntoView {
+    let link = RwSignal::new(Link::Idle);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| live::follow(project.clone(), link));
+    // The server renders only the (empty) status line.
+    #[cfg(not(feature = "hydrate"))]
+    drop(project);
+    let text = move || match link.get() {
+        Link::Idle => "",
+        Link::Open => "Live: new results appear as they arrive.",
+        Link::Reconnecting => "Live updates interrupted; reconnecting…",
+    };
+    let state = move || match link.get() {
+        Link::Idle => None,
+        Link::Open => Some("open"),
+        Link::Reconnecting => Some("reconnecting"),
+    };
+    view! { <p class="live-status" role="status" data-live=state>{text}</p> }
+}
 
 #[island]
 pub fn FilterBar(
@@ -104,11 +164,12 @@ pub fn FilterBar(
 #[cfg(feature = "hydrate")]
 mod dom {
     use crate::paths;
+    use trellis_domain::events::FeedFilter;
     use trellis_domain::grid::GridFilter;
     use wasm_bindgen::JsCast;
     use web_sys::{Element, HtmlElement, UrlSearchParams};
 
-    fn elements(list: Result<web_sys::NodeList, wasm_bindgen::JsValue>) -> Vec<Element> {
+    pub(super) fn elements(list: Result<web_sys::NodeList, wasm_bindgen::JsValue>) -> Vec<Element> {
         let Ok(list) = list else { return Vec::new() };
         (0..list.length())
             .filter_map(|i| list.item(i)?.dyn_into::<Element>().ok())
@@ -155,6 +216,14 @@ mod dom {
             let href = format!("{}{}", pathname(), paths::grid_query(filter, page));
             let _ = link.set_attribute("href", &href);
         }
+        // The Subscribe control's feeds follow the filter too.
+        let feed = paths::feed_query(&FeedFilter::of_grid(filter));
+        for link in elements(doc.query_selector_all("a[data-feed]")) {
+            let href = link.get_attribute("href").unwrap_or_default();
+            let href = format!("{}{feed}", href.split('?').next().unwrap_or_default());
+            let _ = link.set_attribute("href", &href);
+            link.set_text_content(Some(&href));
+        }
         let current_page = web_sys::window()
             .and_then(|w| w.location().search().ok())
             .and_then(|s| UrlSearchParams::new_with_str(&s).ok())
@@ -178,5 +247,190 @@ mod dom {
         web_sys::window()
             .and_then(|w| w.location().pathname().ok())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod live {
+    use super::dom::elements;
+    use super::{CellPatch, Link};
+    use crate::paths;
+    use leptos::prelude::*;
+    use std::cell::{Cell, OnceCell, RefCell};
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    use web_sys::{Element, Event, EventSource, MessageEvent};
+
+    /// Wait before opening a new stream when the browser gave up on one (as the server's
+    /// `retry` asks of its own reconnections).
+    const REOPEN_AFTER_MS: i32 = 2000;
+
+    type Listener = Closure<dyn FnMut(Event)>;
+
+    struct Follow {
+        project: String,
+        link: RwSignal<Link>,
+        /// The last event's id: the revision the page is drawn at.
+        last_id: Cell<Option<i64>>,
+        /// The stream open now.
+        source: RefCell<Option<EventSource>>,
+        /// The listeners of every stream the page opens, made once.
+        listeners: OnceCell<[(&'static str, Listener); 4]>,
+    }
+
+    /// Follows the stream while the page is shown. Browsers allow six connections per site
+    /// over HTTP/1.1, so a hidden tab gives its stream up for other tabs' pages, and catches up
+    /// from its last event when shown again.
+    pub fn follow(project: String, link: RwSignal<Link>) {
+        let follow = Rc::new(Follow {
+            project,
+            link,
+            last_id: Cell::new(None),
+            source: RefCell::new(None),
+            listeners: OnceCell::new(),
+        });
+        let listeners = [
+            ("open", listener(&follow, |f, _| f.link.set(Link::Open))),
+            ("cells", listener(&follow, |f, ev| f.cells(ev))),
+            ("reload", listener(&follow, |_, _| reload())),
+            ("error", listener(&follow, |f, _| f.broken())),
+        ];
+        let _ = follow.listeners.set(listeners);
+        open(&follow);
+        let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+            return;
+        };
+        let shown = listener(&follow, |f, _| {
+            if is_hidden() {
+                f.close();
+            } else {
+                open(f);
+            }
+        });
+        let _ = doc
+            .add_event_listener_with_callback("visibilitychange", shown.as_ref().unchecked_ref());
+        // Lives as long as the page.
+        shown.forget();
+    }
+
+    /// `f` with the follow, as an event listener.
+    fn listener(follow: &Rc<Follow>, f: impl Fn(&Rc<Follow>, Event) + 'static) -> Listener {
+        let follow = follow.clone();
+        Closure::new(move |ev| f(&follow, ev))
+    }
+
+    fn is_hidden() -> bool {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| d.hidden())
+    }
+
+    fn reload() {
+        if let Some(w) = web_sys::window() {
+            let _ = w.location().reload();
+        }
+    }
+
+    /// Opens a stream from the last event's id, unless one is open or the page is hidden.
+    fn open(follow: &Rc<Follow>) {
+        if follow.source.borrow().is_some() || is_hidden() {
+            return;
+        }
+        let url = paths::live(&follow.project, follow.last_id.get());
+        let Ok(source) = EventSource::new(&url) else {
+            return;
+        };
+        for (kind, listener) in follow.listeners.get().into_iter().flatten() {
+            let _ =
+                source.add_event_listener_with_callback(kind, listener.as_ref().unchecked_ref());
+        }
+        follow.source.replace(Some(source));
+    }
+
+    impl Follow {
+        fn cells(&self, ev: Event) {
+            let Ok(ev) = ev.dyn_into::<MessageEvent>() else {
+                return;
+            };
+            let patches = ev
+                .data()
+                .as_string()
+                .and_then(|data| serde_json::from_str::<Vec<CellPatch>>(&data).ok());
+            apply(&patches.unwrap_or_default());
+            if let Ok(id) = ev.last_event_id().parse() {
+                self.last_id.set(Some(id));
+            }
+        }
+
+        fn close(&self) {
+            if let Some(source) = self.source.take() {
+                source.close();
+            }
+            self.link.set(Link::Idle);
+        }
+
+        /// The browser reconnects by itself after a network error (sending the last event's
+        /// id); an HTTP error (a proxy's 502, a 503 while the database restarts) closes the
+        /// stream for good, so then a new one is opened.
+        fn broken(self: &Rc<Self>) {
+            self.link.set(Link::Reconnecting);
+            let closed = self
+                .source
+                .borrow()
+                .as_ref()
+                .is_some_and(|s| s.ready_state() == EventSource::CLOSED);
+            if !closed {
+                return;
+            }
+            self.source.take();
+            let follow = self.clone();
+            let reopen = Closure::once_into_js(move || open(&follow));
+            if let Some(w) = web_sys::window() {
+                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
+                    reopen.unchecked_ref(),
+                    REOPEN_AFTER_MS,
+                );
+            }
+        }
+    }
+
+    /// Redraws each patched cell whose row and column are on this page.
+    fn apply(patches: &[CellPatch]) {
+        let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+            return;
+        };
+        let columns: Vec<String> = elements(doc.query_selector_all("thead th[data-sha]"))
+            .iter()
+            .map(|th| th.get_attribute("data-sha").unwrap_or_default())
+            .collect();
+        let rows: HashMap<(String, String), Element> =
+            elements(doc.query_selector_all("tr[data-kernel]"))
+                .into_iter()
+                .map(|row| {
+                    let attr = |name| row.get_attribute(name).unwrap_or_default();
+                    ((attr("data-stream"), attr("data-kernel")), row)
+                })
+                .collect();
+        for patch in patches {
+            let Some(column) = columns.iter().position(|sha| *sha == patch.sha) else {
+                continue;
+            };
+            let Some(row) = rows.get(&(patch.stream.clone(), patch.kernel.clone())) else {
+                continue;
+            };
+            let cells = elements(row.query_selector_all("td"));
+            let (Some(td), Ok(a)) = (cells.get(column), doc.create_element("a")) else {
+                continue;
+            };
+            let face = &patch.face;
+            td.set_class_name(&face.class);
+            let _ = a.set_attribute("href", &face.href);
+            let _ = a.set_attribute("title", &face.title);
+            a.set_text_content(Some(&face.symbol));
+            td.set_text_content(None);
+            let _ = td.append_child(&a);
+        }
     }
 }

@@ -59,6 +59,16 @@ pub fn grid_page(name: &str, filter: &GridFilter, page: u32) -> String {
     format!("{}{}", project(name), grid_query(filter, page))
 }
 
+/// The grid's live stream. `since` asks for the changes after that revision: a stream the page
+/// opens again (after the browser gave up on one, or a hidden tab) says where it stands.
+pub fn live(project: &str, since: Option<i64>) -> String {
+    let since: Vec<(&str, String)> = since
+        .map(|s| ("since", s.to_string()))
+        .into_iter()
+        .collect();
+    format!("/p/{}/live{}", segment(project), query(&since))
+}
+
 pub fn breakages(project: &str) -> String {
     format!("/p/{}/breakages", segment(project))
 }
@@ -116,6 +126,51 @@ impl KernelCells {
     }
 }
 
+/// Confirms a subscription made with the public form (the link of its confirmation mail).
+pub fn confirm(token: &str) -> String {
+    format!("/subscriptions/{}/confirm", segment(token))
+}
+
+/// Unsubscribes (the link and the one-click `List-Unsubscribe` of every mail).
+pub fn unsubscribe(token: &str) -> String {
+    format!("/subscriptions/{}/unsubscribe", segment(token))
+}
+
+/// Where the public subscribe form posts.
+pub fn subscribe(project: &str) -> String {
+    format!("{}/subscribe", self::project(project))
+}
+
+/// A feed's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedFormat {
+    Atom,
+    Rss,
+}
+
+impl FeedFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            FeedFormat::Atom => "atom",
+            FeedFormat::Rss => "rss",
+        }
+    }
+}
+
+/// The query of a feed under `filter`: the island puts it on the feed links as filters change.
+pub fn feed_query(filter: &trellis_domain::events::FeedFilter) -> String {
+    query(&filter.to_pairs())
+}
+
+/// A project's breakage feed under a filter, or every project's (`project` `None`).
+pub fn feed(project: Option<&str>, format: FeedFormat, pairs: &[(&str, String)]) -> String {
+    let base = match project {
+        Some(p) => format!("{}/feed.{}", self::project(p), format.extension()),
+        None => format!("/feed.{}", format.extension()),
+    };
+    format!("{base}{}", query(pairs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +212,8 @@ mod tests {
             "/p/a%2Fb/kernel/rhel-8/4.18.0-553.el8_10.x86_64+debug"
         );
         assert_eq!(commit("wg", "ab?c"), "/p/wg/commit/ab%3Fc");
+        assert_eq!(live("a b", None), "/p/a%20b/live");
+        assert_eq!(live("wg", Some(7)), "/p/wg/live?since=7");
         assert_eq!(
             signature("wg", "error: x"),
             format!(

@@ -129,6 +129,21 @@ impl BreakageFilter {
         Ok(f)
     }
 
+    /// The query pairs that give this filter back (feed and page links).
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if let Some(s) = &self.stream {
+            pairs.push(("stream", s.clone()));
+        }
+        if let Some(a) = self.attribution {
+            pairs.push(("attribution", a.as_str().to_string()));
+        }
+        if let Some(open) = self.open {
+            pairs.push(("state", if open { "open" } else { "fixed" }.to_string()));
+        }
+        pairs
+    }
+
     pub fn keeps(&self, b: &Breakage) -> bool {
         self.stream.as_ref().is_none_or(|s| *s == b.stream)
             && self.attribution.is_none_or(|a| a == b.attribution)
@@ -311,6 +326,9 @@ pub fn find_breakages<'c>(
         }
     }
 
+    let breaking_commit =
+        breaking_commits(&runs, |r| stream_index(&lanes[r.lane][0].kernel.stream));
+
     // Attribute each run and group runs with one cause.
     let mut groups: BTreeMap<Key, (Attribution, Vec<usize>)> = BTreeMap::new();
     let mut key_of_cell: HashMap<(usize, usize, usize), Key> = HashMap::new();
@@ -323,14 +341,14 @@ pub fn find_breakages<'c>(
             (true, false) => (
                 Key::Commit {
                     stream,
-                    start: run.start,
+                    start: breaking_commit[ri],
                 },
                 Attribution::Module,
             ),
             (true, true) => (
                 Key::Commit {
                     stream,
-                    start: run.start,
+                    start: breaking_commit[ri],
                 },
                 Attribution::Both,
             ),
@@ -385,6 +403,49 @@ pub fn find_breakages<'c>(
         .collect();
     sort_for_display(&mut out);
     out
+}
+
+/// Per run, the commit that broke it as far as the stream's results tell: runs that follow a
+/// pass (a commit broke them) and whose ranges of suspects `(last good, first bad]` overlap share
+/// a cause, named by the earliest first bad commit among them. So a bisect report that finds
+/// the first bad commit on one kernel moves it for every kernel of the breakage, instead of
+/// splitting it in two. Runs without an earlier pass get their own start.
+fn breaking_commits(runs: &[Run], stream_of: impl Fn(&Run) -> usize) -> Vec<usize> {
+    let mut breaking: Vec<usize> = runs.iter().map(|r| r.start).collect();
+    // Suspect ranges as closed intervals of git positions, per stream, in order of their start.
+    let mut ranges: Vec<(usize, usize, usize, usize)> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(ri, r)| {
+            r.last_good
+                .map(|good| (stream_of(r), good + 1, r.start, ri))
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut cluster: Vec<usize> = Vec::new();
+    let mut reach = (usize::MAX, 0);
+    let close = |cluster: &mut Vec<usize>, breaking: &mut Vec<usize>| {
+        let first = cluster.iter().map(|&ri| runs[ri].start).min();
+        for &ri in cluster.iter() {
+            breaking[ri] = first.expect("a cluster has runs");
+        }
+        cluster.clear();
+    };
+    for (stream, low, high, ri) in ranges {
+        if !cluster.is_empty() && (stream != reach.0 || low > reach.1) {
+            close(&mut cluster, &mut breaking);
+        }
+        reach = if cluster.is_empty() {
+            (stream, high)
+        } else {
+            (stream, reach.1.max(high))
+        };
+        cluster.push(ri);
+    }
+    if !cluster.is_empty() {
+        close(&mut cluster, &mut breaking);
+    }
+    breaking
 }
 
 /// Every kernel's cells, by lane and kernel index, in git order. Lookups are binary searches in
@@ -775,6 +836,30 @@ mod tests {
             Some(format!("git bisect start {} {}", sha(4), sha(2)).as_str())
         );
         assert_eq!(b.kernel_bisect, None);
+    }
+
+    #[test]
+    fn a_bisect_report_on_one_kernel_moves_the_first_bad_commit_of_the_whole_breakage() {
+        let s = scenario(
+            "el8",
+            &[
+                ("4.18.0-513.5.1.el8_9.x86_64", "P.F.F"),
+                ("4.18.0-513.24.1.el8_9.x86_64", "P...F"),
+            ],
+        );
+        let b = run(&s);
+        assert_eq!(b.len(), 1, "{b:#?}");
+        assert_eq!(b[0].first_bad_commit, sha(3));
+        assert_eq!(b[0].kernels.len(), 2);
+        // Suspect ranges that do not overlap are separate causes.
+        let s = scenario(
+            "el8",
+            &[
+                ("4.18.0-513.5.1.el8_9.x86_64", "PFPPP"),
+                ("4.18.0-513.24.1.el8_9.x86_64", "PPPFF"),
+            ],
+        );
+        assert_eq!(run(&s).len(), 2);
     }
 
     #[test]

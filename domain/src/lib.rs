@@ -9,13 +9,19 @@
 //! - [`history`]: git order of commits (generation numbers) and the rule that history is a DAG.
 //! - [`grid`]: the kernel x commit grid and its filter.
 //! - [`breakage`]: breakages, their attribution and life, bisect hints on both axes.
+//! - [`events`]: one identity per breakage for its whole life, and its `opened`/`fixed` events.
+//! - [`notice`]: what a feed entry or a mail says about an event, as text and HTML.
+//! - [`badge`]: status badges for READMEs, drawn as SVG.
 //! - [`view`]: read models: what pages and the API show of stored projects, cells and reports.
 
+pub mod badge;
 pub mod breakage;
+pub mod events;
 pub mod grid;
 pub mod history;
 pub mod kernel;
 pub mod log;
+pub mod notice;
 pub mod report;
 pub mod signature;
 pub mod status;

@@ -1,6 +1,6 @@
 //! Server settings, from flags or environment variables (see `trellis serve --help`).
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -51,9 +51,72 @@ pub struct Config {
     /// report finished; failing and error logs are kept. 0 keeps every log.
     #[arg(long, env = "TRELLIS_KEEP_PASSING_LOGS_DAYS", default_value_t = 30)]
     pub keep_passing_logs_days: u32,
+    /// This Trellis as the world reaches it (`https://ci.example.org`), for links in mails,
+    /// feeds and webhooks. Defaults to `http://` plus the listening address.
+    #[arg(long, env = "TRELLIS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP relay for breakage mails. Without one, mails wait in the outbox.
+    #[arg(long, env = "TRELLIS_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port; defaults to 465 with `tls`, 587 with `starttls`, 25 with `none`.
+    #[arg(long, env = "TRELLIS_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// How the SMTP connection is encrypted.
+    #[arg(long, env = "TRELLIS_SMTP_TLS", value_enum, default_value_t = SmtpTls::Starttls)]
+    pub smtp_tls: SmtpTls,
+    /// SMTP user name, if the relay wants one (with `TRELLIS_SMTP_PASSWORD`).
+    #[arg(long, env = "TRELLIS_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    #[arg(long, env = "TRELLIS_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// Sender of breakage mails: `Trellis <trellis@example.org>`.
+    #[arg(
+        long,
+        env = "TRELLIS_MAIL_FROM",
+        default_value = "Trellis <trellis@localhost>"
+    )]
+    pub mail_from: String,
+    /// Seconds an `opened` mail or webhook waits, so that a burst of failing reports becomes
+    /// one message naming every kernel.
+    #[arg(long, env = "TRELLIS_MAIL_SETTLE_SECS", default_value_t = 15 * 60)]
+    pub mail_settle_secs: u64,
+    /// Seconds before the first retry of a failed mail or webhook; each retry waits twice as
+    /// long, up to an hour.
+    #[arg(long, env = "TRELLIS_OUTBOX_RETRY_SECS", default_value_t = 30)]
+    pub outbox_retry_secs: u64,
+    /// Most subscribe-form requests one client address may make per hour.
+    #[arg(long, env = "TRELLIS_SUBSCRIBE_PER_HOUR", default_value_t = 10)]
+    pub subscribe_per_hour: u32,
+}
+
+/// How Trellis talks to its SMTP relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmtpTls {
+    /// Plain SMTP: only for a relay on the same host or network.
+    None,
+    /// SMTP upgraded with STARTTLS (submission, port 587); the upgrade is required.
+    Starttls,
+    /// TLS from the first byte (submissions, port 465).
+    Tls,
 }
 
 impl Config {
+    /// The public base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    pub fn smtp_port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.smtp_tls {
+            SmtpTls::Tls => 465,
+            SmtpTls::Starttls => 587,
+            SmtpTls::None => 25,
+        })
+    }
+
     /// Settings for tests: a given database, every other setting as `trellis serve` defaults
     /// it. Read by the binary's own parser, so the two cannot drift apart.
     pub fn for_database(database_url: &str) -> Config {

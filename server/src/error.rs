@@ -51,6 +51,8 @@ pub enum ApiError {
     InvalidFields(Vec<FieldError>),
     #[error("the service is busy or its database is unavailable; retry in a few seconds")]
     Unavailable,
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("storage failure")]
     Storage(#[from] StorageError),
     /// Stored data contradicts itself (a report found, then gone): a fault, never the client's.
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::Rejected { status, .. } => *status,
             ApiError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) | ApiError::Inconsistent(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -97,6 +100,7 @@ impl ApiError {
             ApiError::Rejected { .. } => ErrorCode::BadRequest,
             ApiError::InvalidFields(_) => ErrorCode::InvalidFields,
             ApiError::Unavailable => ErrorCode::Unavailable,
+            ApiError::TooManyRequests { .. } => ErrorCode::TooManyRequests,
             ApiError::Storage(e) if e.is_transient() => ErrorCode::Unavailable,
             ApiError::Storage(_) | ApiError::Inconsistent(_) => ErrorCode::Internal,
         }
@@ -119,6 +123,22 @@ impl ApiError {
         }
     }
 
+    /// Seconds a 429 asks the client to wait (a 503's wait is set by `ask_to_retry`).
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// Adds the `Retry-After` a 429 or 503 needs.
+    fn with_retry_after(&self, mut response: Response) -> Response {
+        if let Some(secs) = self.retry_after() {
+            response.headers_mut().insert("retry-after", secs.into());
+        }
+        ask_to_retry(response)
+    }
+
     /// What the client is told: transient trouble says so, a real fault says no more than that.
     fn message(&self) -> String {
         match self {
@@ -134,6 +154,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let unauthorized = matches!(self, ApiError::Unauthorized);
         let (error, message) = (self.code(), self.message());
+        let retry = self.retry_after();
         let fields = match self {
             ApiError::InvalidFields(fields) => Some(fields),
             _ => None,
@@ -150,6 +171,9 @@ impl IntoResponse for ApiError {
                 "www-authenticate",
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = retry {
+            response.headers_mut().insert("retry-after", secs.into());
         }
         ask_to_retry(response)
     }
@@ -184,7 +208,7 @@ impl IntoResponse for PageError {
         if let Some(id) = request_id().filter(|_| status.is_server_error()) {
             message.push_str(&format!(" (request id {id})"));
         }
-        ask_to_retry(
+        self.0.with_retry_after(
             (
                 status,
                 Html(trellis_app::pages::render_error(status.as_u16(), &message)),

@@ -5,6 +5,8 @@
 //!   live in the domain crate), clipping and compressing logs, before storage writes them.
 //! - [`http`]: routes, extractors and thin handlers, and the API's types from which its OpenAPI
 //!   document is derived; [`error`] maps every failure to one HTTP answer.
+//! - [`notify`]: telling people: the announcer of breakage events and the sender of mails and
+//!   webhooks from the outbox.
 //! - [`demo`]: the labelled demo project that `make run` seeds.
 
 pub mod accept;
@@ -12,11 +14,11 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod notify;
 pub mod storage;
 
 use config::Config;
 use http::AppState;
-use std::sync::Arc;
 use storage::Storage;
 
 /// Opens the database, seeds the demo if asked and the database is empty, and builds the router.
@@ -25,30 +27,35 @@ pub async fn app(config: Config) -> anyhow::Result<(axum::Router, Storage)> {
     if config.demo && storage.is_empty().await? {
         demo::seed(&storage, config.max_log_bytes).await?;
     }
-    let state = AppState {
-        storage: storage.clone(),
-        config: Arc::new(config),
-        pages: Arc::default(),
-    };
+    let state = AppState::new(storage.clone(), config);
     Ok((http::router(state), storage))
 }
 
 /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     http::edge::raise_open_file_limit();
     let limits = http::edge::Limits::new(&config);
-    let addr = config.addr;
     let keep_days = config.keep_passing_logs_days;
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    // Links in mails and feeds name the port actually bound (the configured one may be 0).
+    config.addr = listener.local_addr()?;
+    let notify = config.clone();
     let (router, storage) = app(config).await?;
-    // Here and not in `app`, so test harnesses never prune.
+    // Here and not in `app`, so test harnesses never prune, mail or post webhooks.
     let retention = tokio::spawn(storage.clone().run_log_retention(keep_days));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    notify::start(storage.clone(), &notify)?;
     tracing::info!(
         "Trellis listening on http://{} (at most {} connections)",
         listener.local_addr()?,
         limits.max_connections
     );
-    http::edge::serve(listener, router, limits, shutdown_signal()).await;
+    let stopping = storage.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Live streams never end by themselves: ending them lets their connections close.
+        stopping.stop_watching();
+    };
+    http::edge::serve(listener, router, limits, shutdown).await;
     retention.abort();
     storage.close().await;
     Ok(())

@@ -203,6 +203,12 @@ async fn every_documented_answer_matches_the_handler(db: TestDb) {
             StatusCode::BAD_REQUEST,
         ),
         get("/api/v1/projects/nope/breakages", StatusCode::NOT_FOUND),
+        get("/api/v1/projects/wg/events?after=0", StatusCode::OK),
+        get(
+            "/api/v1/projects/wg/events?limit=0",
+            StatusCode::BAD_REQUEST,
+        ),
+        get("/api/v1/projects/nope/events", StatusCode::NOT_FOUND),
         get(&kernel, StatusCode::OK),
         get(format!("{kernel}.nope"), StatusCode::NOT_FOUND),
         get(

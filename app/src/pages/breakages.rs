@@ -1,5 +1,6 @@
 //! The breakages page, and the breakage card the kernel and commit pages reuse.
 
+use super::subscription::{Feeds, Subscribe};
 use super::{document, Shell};
 use crate::paths;
 use leptos::prelude::*;
@@ -161,6 +162,8 @@ pub fn render_breakages(
         let causes = Attribution::ALL.map(|a| {
             view! { <option value=a.as_str() selected=filter.attribution == Some(a)>{a.description()}</option> }
         });
+        let feeds = Feeds::of(Some(&name), &filter.to_pairs());
+        let subscribe_streams = streams.clone();
         let stream_options = streams
             .into_iter()
             .map(|s| {
@@ -173,7 +176,7 @@ pub fn render_breakages(
             .map(|d| breakage_card(&name, d, now))
             .collect_view();
         view! {
-            <Shell title=format!("Breakages · {name}") demo=project.demo>
+            <Shell title=format!("Breakages · {name}") demo=project.demo feeds=feeds.clone()>
                 <nav class="crumbs"><a href=paths::project(&name)>{name.clone()}</a>" / breakages"</nav>
                 <h1>"Breakages"</h1>
                 {updating.then(|| view! {
@@ -201,6 +204,7 @@ pub fn render_breakages(
                     </label>
                     <button type="submit">"Apply"</button>
                 </form>
+                <Subscribe project=name.clone() feeds=feeds streams=subscribe_streams />
                 <p>{format!("{open} open, {} fixed", total - open)}</p>
                 {cards}
             </Shell>

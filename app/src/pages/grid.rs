@@ -1,13 +1,17 @@
-//! The grid page: kernels by stream in RPM order against commits in git order, with the filter bar.
+//! The grid page: kernels by stream in RPM order against commits in git order, with the filter
+//! bar and live updates; and how a cell is drawn ([`CellFace::of`]), for the page and the live
+//! stream alike.
 
+use super::subscription::{Feeds, Subscribe};
 use super::{document, state_class, Shell};
-use crate::islands::FilterBar;
+use crate::islands::{CellFace, CellPatch, FilterBar, LiveGrid};
 use crate::paths;
 use leptos::prelude::*;
+use trellis_domain::events::FeedFilter;
 use trellis_domain::grid::{Grid, GridCell, GridRow};
 use trellis_domain::view::StoredCommit;
 use trellis_domain::view::{format_ms, Project};
-use trellis_domain::CellState;
+use trellis_domain::{short_sha, CellState, Kernel};
 
 /// Every state a cell can show, and what it means.
 const LEGEND: [(CellState, &str); 5] = [
@@ -29,37 +33,61 @@ fn column_title(c: &StoredCommit) -> String {
     t
 }
 
-/// One cell: empty when untested, else the state's symbol linking to the cell page.
+impl CellFace {
+    /// How the grid draws `uname`'s cell at commit `sha`: the state's symbol and class (marked
+    /// where a breakage starts), linking to the cell page, its title summing up the reports.
+    pub fn of(links: &paths::KernelCells, uname: &str, sha: &str, cell: &GridCell) -> CellFace {
+        let state = cell.state;
+        let mut class = state_class(state).to_string();
+        let mut title = format!(
+            "{uname} @ {}: {} ({}), latest {}",
+            short_sha(sha),
+            state.as_str(),
+            cell.summary.counts.describe(),
+            format_ms(cell.summary.latest_finished_at)
+        );
+        if cell.breakage_start {
+            class.push_str(" start");
+            title.push_str("\nbreakage starts here");
+        }
+        if let Some(s) = &cell.summary.signature {
+            title.push_str(&format!("\n{}", s.chars().take(160).collect::<String>()));
+        }
+        CellFace {
+            class,
+            symbol: state.symbol().to_string(),
+            title,
+            href: links.cell(sha),
+        }
+    }
+}
+
+impl CellPatch {
+    /// A changed cell as the live stream sends it to the grid of `project`.
+    pub fn new(project: &str, kernel: &Kernel, sha: &str, cell: &GridCell) -> CellPatch {
+        let uname = kernel.uname();
+        let face = CellFace::of(&paths::KernelCells::new(project, kernel), &uname, sha, cell);
+        CellPatch {
+            stream: kernel.stream.clone(),
+            kernel: uname,
+            sha: sha.to_string(),
+            face,
+        }
+    }
+}
+
+/// One cell: empty when untested, else its [`CellFace`].
 fn cell_view(
     links: &paths::KernelCells,
     uname: &str,
     column: &StoredCommit,
     cell: &Option<GridCell>,
 ) -> impl IntoView {
-    let class = cell.as_ref().map(|c| {
-        if c.breakage_start {
-            format!("{} start", state_class(c.state))
-        } else {
-            state_class(c.state).to_string()
-        }
-    });
-    let link = cell.as_ref().map(|cell| {
-        let state = cell.state;
-        let mut title = format!(
-            "{uname} @ {}: {} ({}), latest {}",
-            column.short_sha(),
-            state.as_str(),
-            cell.summary.counts.describe(),
-            format_ms(cell.summary.latest_finished_at)
-        );
-        if cell.breakage_start {
-            title.push_str("\nbreakage starts here");
-        }
-        if let Some(s) = &cell.summary.signature {
-            title.push_str(&format!("\n{}", s.chars().take(160).collect::<String>()));
-        }
-        view! { <a href=links.cell(&column.sha) title=title>{state.symbol()}</a> }
-    });
+    let face = cell
+        .as_ref()
+        .map(|cell| CellFace::of(links, uname, &column.sha, cell));
+    let class = face.as_ref().map(|f| f.class.clone());
+    let link = face.map(|f| view! { <a href=f.href title=f.title>{f.symbol}</a> });
     view! { <td class=class>{link}</td> }
 }
 
@@ -110,9 +138,10 @@ pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
             .then(|| page_link(&grid, grid.page + 1, "older commits →"));
         let head = columns
             .iter()
-            .map(|c| view! { <th class="commit" scope="col" title=column_title(c)><a href=paths::commit(&grid.project, &c.sha)>{c.short_sha().to_string()}</a></th> })
+            .map(|c| view! { <th class="commit" scope="col" title=column_title(c) data-sha=c.sha.clone()><a href=paths::commit(&grid.project, &c.sha)>{c.short_sha().to_string()}</a></th> })
             .collect_view();
         let name = grid.project.clone();
+        let feeds = Feeds::of(Some(&name), &FeedFilter::of_grid(&grid.filter).to_pairs());
         let empty = grid.groups.is_empty();
         let bodies = grid
             .groups
@@ -140,7 +169,7 @@ pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
             })
             .collect_view();
         view! {
-            <Shell title=project.name.clone() islands=true demo=project.demo>
+            <Shell title=project.name.clone() islands=true demo=project.demo feeds=feeds.clone()>
                 <h1>
                     {project.name.clone()}
                     {project.demo.then(|| view! { <span class="badge demo">"demo data"</span> })}
@@ -151,7 +180,9 @@ pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
                     <noscript><button type="submit">"Apply"</button></noscript>
                 </form>
                 <p><a href=paths::breakages(&project.name)>"Breakages, bisect hints and error signatures →"</a></p>
+                <Subscribe project=project.name.clone() feeds=feeds streams=grid.streams.clone() />
                 <nav class="pager">{newer}<span class="range">{range}</span>{older}</nav>
+                <LiveGrid project=project.name.clone() />
                 <p class="legend">
                     {LEGEND.map(|(state, meaning)| view! { <span class=state_class(state)>{format!("{} {meaning}", state.symbol())}</span> })}
                     <span>"blank: not tested"</span>

@@ -1,5 +1,6 @@
 //! The home page: every project with the health of its newest tested commit.
 
+use super::subscription::Feeds;
 use super::{document, Shell};
 use crate::paths;
 use leptos::prelude::*;
@@ -34,13 +35,18 @@ pub fn render_home(projects: Vec<ProjectSummary>) -> String {
             })
             .collect_view();
         view! {
-            <Shell title="Projects".to_string() demo=any_demo>
+            <Shell title="Projects".to_string() demo=any_demo feeds=Feeds::of(None, &[])>
                 <h1>"Projects"</h1>
                 {empty.then(|| view! {
                     <p>"No project has reported yet. Add a runner with "<code>"trellis runner add NAME"</code>
                     " and post a report to "<code>"/api/v1/reports"</code>"."</p>
                 })}
                 <ul class="projects">{items}</ul>
+                <p class="feeds">
+                    "Breakages of every project, opened and fixed: "
+                    <a href=Feeds::of(None, &[]).atom>"Atom feed"</a>", "
+                    <a href=Feeds::of(None, &[]).rss>"RSS feed"</a>"."
+                </p>
             </Shell>
         }
         .into_any()

@@ -6,12 +6,14 @@ mod cell;
 mod grid;
 mod history;
 mod home;
+mod subscription;
 
 pub use breakages::render_breakages;
 pub use cell::render_cell;
 pub use grid::render_grid;
 pub use history::{render_commit, render_kernel, render_signature};
 pub use home::render_home;
+pub use subscription::{render_message, Feeds, Subscribe};
 
 use hydration_context::SsrSharedContext;
 use leptos::config::LeptosOptions;
@@ -61,6 +63,9 @@ fn Shell(
     title: String,
     #[prop(optional)] islands: bool,
     #[prop(optional)] demo: bool,
+    /// Feeds of what the page shows, linked for feed readers to find.
+    #[prop(optional)]
+    feeds: Option<Feeds>,
     children: Children,
 ) -> impl IntoView {
     view! {
@@ -71,6 +76,7 @@ fn Shell(
                 <title>{format!("{title} · Trellis")}</title>
                 <link rel="stylesheet" href=concat!("/pkg/trellis.css?v=", env!("CARGO_PKG_VERSION")) />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                {feeds.as_ref().map(subscription::feed_links)}
                 {islands.then(|| view! { <HydrationScripts options=island_options() islands=true /> })}
             </head>
             <body>

@@ -4,8 +4,9 @@
 use super::extract::{ApiPath, JsonBody};
 use super::load;
 use super::schema::{
-    self, BreakageList, BreakageQuery, CommitsPushed, GridQuery, GridView, Health, HealthStatus,
-    KernelPath, ProjectList, ProjectPath, ReportReceipt, ShaPath, SignaturePath,
+    self, BreakageList, BreakageQuery, CommitsPushed, EventList, EventQuery, GridQuery, GridView,
+    Health, HealthStatus, KernelPath, ProjectList, ProjectPath, ReportReceipt, ShaPath,
+    SignaturePath,
 };
 use super::AppState;
 use crate::accept;
@@ -166,6 +167,33 @@ pub async fn breakages(
         as_of_revision: computed.as_of,
         revision: computed.revision,
         current: computed.is_current(),
+    }))
+}
+
+/// Breakage events (opened, fixed) in the order they were recorded, for scripts that follow
+/// them: pass the last id seen as `after`
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/events",
+    params(ProjectPath, EventQuery),
+    responses(
+        (status = 200, description = "Events after `after`, oldest first", body = EventList),
+        schema::ReadErrors,
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    ApiPath(project): ApiPath<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<EventList>, ApiError> {
+    let (project, events, page) = load::events(&state, &project, &pairs).await?;
+    let next_after = (events.len() as i64 == page.limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(EventList {
+        project,
+        events,
+        next_after,
     }))
 }
 

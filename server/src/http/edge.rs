@@ -16,6 +16,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -97,12 +98,13 @@ pub async fn serve(
             permit = free_slot(&slots, &limits, &crowded, &mut warned) => permit,
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
-            stream = accept(&listener) => stream,
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener) => accepted,
             () = &mut shutdown => break,
         };
         tokio::spawn(connection(
             stream,
+            peer,
             permit,
             app.clone(),
             limits.clone(),
@@ -147,10 +149,10 @@ async fn free_slot(
     }
 }
 
-async fn accept(listener: &TcpListener) -> TcpStream {
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => return stream,
+            Ok(accepted) => return accepted,
             // The client gave up before being accepted: its own business.
             Err(e) if is_connection_error(&e) => {}
             // Out of file descriptors or memory: wait for some to be released rather than spin.
@@ -174,6 +176,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// Serves one connection, closing it when it stalls, then frees its slot.
 async fn connection(
     stream: TcpStream,
+    peer: SocketAddr,
     permit: OwnedSemaphorePermit,
     app: App,
     limits: Arc<Limits>,
@@ -181,13 +184,14 @@ async fn connection(
     stopped: watch::Receiver<()>,
 ) {
     metrics::gauge!("http_connections_open").increment(1.0);
-    watch_connection(stream, app, &limits, &crowded, stopped).await;
+    watch_connection(stream, peer, app, &limits, &crowded, stopped).await;
     metrics::gauge!("http_connections_open").decrement(1.0);
     drop(permit);
 }
 
 async fn watch_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     app: App,
     limits: &Limits,
     crowded: &Notify,
@@ -202,8 +206,11 @@ async fn watch_connection(
     });
     let service = hyper::service::service_fn({
         let activity = activity.clone();
-        move |req: hyper::Request<Incoming>| {
+        move |mut req: hyper::Request<Incoming>| {
             activity.begin_request();
+            // Handlers that limit clients (the subscribe form) read who is asking.
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let activity = activity.clone();
             let response = app.clone().oneshot(req);
             async move {

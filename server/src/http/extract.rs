@@ -88,6 +88,24 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
+/// The client's address, for limits per client. The accept loop records it on every request;
+/// a request without one (a router driven in process) counts as the unspecified address.
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientAddr(
+            peer.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        ))
+    }
+}
+
 /// Path parameters for a page: one it cannot read is the 400 error page.
 pub struct PagePath<T>(pub T);
 

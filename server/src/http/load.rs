@@ -5,6 +5,7 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::storage::Computed;
 use trellis_domain::breakage::BreakageFilter;
+use trellis_domain::events::{BreakageEvent, EventPage, FeedFilter};
 use trellis_domain::grid::{page_from_pairs, Grid, GridFilter, QueryError, StreamOption};
 use trellis_domain::kernel::{stream_cmp, stream_label};
 use trellis_domain::view::{
@@ -13,7 +14,7 @@ use trellis_domain::view::{
 };
 use trellis_domain::Kernel;
 
-async fn project_named(state: &AppState, name: &str) -> Result<Project, ApiError> {
+pub(super) async fn project_named(state: &AppState, name: &str) -> Result<Project, ApiError> {
     state
         .storage
         .project(name)
@@ -26,7 +27,7 @@ fn bad_query(e: QueryError) -> ApiError {
     ApiError::BadRequest(e.to_string())
 }
 
-fn str_pairs(pairs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+fn str_pairs(pairs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> + Clone {
     pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
@@ -176,4 +177,38 @@ pub(super) async fn signature(
         .signature_cells(project, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("{name} has no failure with signature {id:?}")))
+}
+
+/// A page of events after an id, for scripts that follow them.
+pub(super) async fn events(
+    state: &AppState,
+    project: &str,
+    pairs: &[(String, String)],
+) -> Result<(Project, Vec<BreakageEvent>, EventPage), ApiError> {
+    let page = EventPage::from_pairs(str_pairs(pairs)).map_err(bad_query)?;
+    let project = project_named(state, project).await?;
+    let events = state
+        .storage
+        .events(Some(&project), page.after, page.limit)
+        .await?;
+    Ok((project, events, page))
+}
+
+/// The newest events a feed chooses from (newest first), and its filter.
+pub(super) async fn feed_events(
+    state: &AppState,
+    project: Option<&str>,
+    pairs: &[(String, String)],
+    scanned: i64,
+) -> Result<(Option<Project>, FeedFilter, Vec<BreakageEvent>), ApiError> {
+    let filter = FeedFilter::from_pairs(str_pairs(pairs)).map_err(bad_query)?;
+    let project = match project {
+        Some(name) => Some(project_named(state, name).await?),
+        None => None,
+    };
+    let events = state
+        .storage
+        .recent_events(project.as_ref(), scanned)
+        .await?;
+    Ok((project, filter, events))
 }

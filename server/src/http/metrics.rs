@@ -83,6 +83,26 @@ fn describe() {
         "Time to commit one ingest batch."
     );
     describe_counter!("trellis_database_errors_total", "Database errors, by kind.");
+    describe_counter!(
+        "trellis_notifications_sent_total",
+        "Mails and webhooks delivered, by channel."
+    );
+    describe_counter!(
+        "trellis_notifications_failed_total",
+        "Failed mail and webhook attempts, by channel (each is retried or given up)."
+    );
+    describe_gauge!(
+        "trellis_outbox_waiting",
+        "Mails and webhooks not yet delivered (settling, due or retrying)."
+    );
+    describe_gauge!(
+        "trellis_outbox_retrying",
+        "Undelivered mails and webhooks that failed at least once."
+    );
+    describe_gauge!(
+        "trellis_outbox_given_up",
+        "Mails and webhooks refused for good by their receiver."
+    );
     describe_histogram!(
         "trellis_breakage_recompute_seconds",
         Unit::Seconds,

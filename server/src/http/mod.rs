@@ -2,19 +2,23 @@
 //! [`schema`]), the pages, static files and `/metrics`; [`edge`] serves them to clients.
 
 mod api;
+mod badge;
 pub mod edge;
 mod extract;
+mod feeds;
+mod live;
 mod load;
 mod metrics;
 mod middleware;
 mod page_cache;
 mod pages;
 pub mod schema;
+mod subscribe;
 
 use crate::config::Config;
 use crate::storage::Storage;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 use tower_http::compression::CompressionLayer;
@@ -28,6 +32,18 @@ pub struct AppState {
     pub storage: Storage,
     pub config: Arc<Config>,
     pub pages: Arc<page_cache::PageCache>,
+    pub subscribe_limit: Arc<subscribe::RateLimit>,
+}
+
+impl AppState {
+    pub fn new(storage: Storage, config: Config) -> AppState {
+        AppState {
+            storage,
+            subscribe_limit: Arc::new(subscribe::RateLimit::per_hour(config.subscribe_per_hour)),
+            config: Arc::new(config),
+            pages: Arc::default(),
+        }
+    }
 }
 
 /// The API's routes with their OpenAPI description: one list, so the two cannot disagree.
@@ -39,6 +55,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::grid))
         .routes(routes!(api::cell))
         .routes(routes!(api::breakages))
+        .routes(routes!(api::events))
         .routes(routes!(api::kernel))
         .routes(routes!(api::commit))
         .routes(routes!(api::signature))
@@ -60,6 +77,21 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/p/{project}", get(pages::grid))
         .route("/p/{project}/breakages", get(pages::breakages))
+        .route("/p/{project}/feed.atom", get(feeds::project_atom))
+        .route("/p/{project}/feed.rss", get(feeds::project_rss))
+        .route("/feed.atom", get(feeds::all_atom))
+        .route("/feed.rss", get(feeds::all_rss))
+        .route("/p/{project}/subscribe", post(subscribe::subscribe))
+        .route(
+            "/subscriptions/{token}/confirm",
+            get(subscribe::confirm_page).post(subscribe::confirm),
+        )
+        .route(
+            "/subscriptions/{token}/unsubscribe",
+            get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
+        )
+        .route("/p/{project}/live", get(live::live))
+        .route("/p/{project}/badge.svg", get(badge::badge))
         .route("/p/{project}/kernel/{stream}/{kernel}", get(pages::kernel))
         .route("/p/{project}/commit/{sha}", get(pages::commit))
         .route("/p/{project}/signature/{id}", get(pages::signature))

@@ -6,6 +6,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use trellis_domain::breakage::Attribution;
+use trellis_domain::events::BreakageEvent;
 use trellis_domain::grid::MAX_PAGE;
 use trellis_domain::view::{BreakageDetail, Project, ProjectSummary};
 use trellis_domain::{FieldError, Grid, Status};
@@ -71,6 +72,15 @@ pub struct BreakageList {
     pub current: bool,
 }
 
+/// A page of breakage events, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventList {
+    pub project: Project,
+    pub events: Vec<BreakageEvent>,
+    /// Pass as `after` to read the next page; null when this page is the last one for now.
+    pub next_after: Option<i64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
@@ -102,6 +112,7 @@ pub enum ErrorCode {
     HeadersTooLarge,
     InvalidFields,
     Unavailable,
+    TooManyRequests,
     Internal,
 }
 
@@ -362,6 +373,18 @@ fn page_number() -> Object {
             "0 = the newest commits; each page is TRELLIS_GRID_COMMITS columns.",
         ))
         .build()
+}
+
+/// Which events to read (see `EventPage::from_pairs`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// Events recorded after this event id (0: from the first).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// Most events to return (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
 }
 
 /// The breakage filter (see `BreakageFilter::from_pairs`).

@@ -146,7 +146,9 @@ impl Storage {
                 cells.insert(lane, lane_cells);
             }
         }
-        let mut all: Vec<Breakage> = by_lane.values().flat_map(|b| b.iter().cloned()).collect();
+        let all: Vec<Breakage> = by_lane.values().flat_map(|b| b.iter().cloned()).collect();
+        // Announced before anyone sees them, so every breakage served has its lifelong id.
+        let mut all = self.announce(project, revision, all).await?;
         sort_for_display(&mut all);
         let computed = Arc::new(ProjectBreakages {
             by_lane,
@@ -237,6 +239,27 @@ impl Storage {
             cells.insert(*kernel_id, Arc::new(kernel));
         }
         Ok(cells)
+    }
+
+    /// Starts a background refresh for every project whose results changed since its breakages
+    /// were last computed (here or, on a shared database, by another process), so that news is
+    /// announced even when nobody is looking at the pages.
+    pub async fn refresh_stale_breakages(&self) -> Result<()> {
+        let rows = sqlx::query("SELECT id, name, description, demo, revision FROM projects")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in &rows {
+            let project = super::rows::project_from(r)?;
+            let revision: i64 = r.try_get("revision")?;
+            let seen = self
+                .breakage_cache
+                .latest(&project.id)
+                .map(|(seen, _)| seen);
+            if seen.is_none_or(|seen| seen < revision) {
+                self.refresh_breakages(&project);
+            }
+        }
+        Ok(())
     }
 
     /// The breakages computed last (possibly a few reports old), for the grid's markers; a

@@ -30,26 +30,34 @@
 //! feature builds the SQLite bundled with `libsqlite3-sys` (0.37.0 in Cargo.lock: SQLite 3.51.3),
 //! so the version only matters if the build is switched to the system library.
 
+mod badge;
 mod breakages;
 mod cache;
 mod commits;
+mod events;
 mod grid;
+mod live;
 mod logs;
 mod lookup;
 mod maintenance;
+mod outbox;
 mod projects;
 mod report_rows;
 mod rows;
 mod runners;
+mod subscriptions;
 mod views;
 mod watchdog;
 mod writer;
 
 pub use breakages::Computed;
 pub use commits::Pushed;
+pub use live::{CellChanges, ChangedCell};
 pub use logs::LogBlob;
 pub use maintenance::DAY_MS;
+pub use outbox::{Delivery, OutboxCounts};
 pub use runners::{Runner, RunnerAuth};
+pub use subscriptions::{Follows, Requested, Subscription, Target};
 pub use watchdog::Watchdog;
 pub use writer::Ingested;
 
@@ -167,7 +175,18 @@ pub struct Storage {
     refreshing: Arc<std::sync::Mutex<std::collections::HashMap<i64, bool>>>,
     /// Taken while a project's breakages are computed for the first time.
     first_breakages: Arc<Mutex<()>>,
+    /// The live grid's pollers, one per watched project.
+    watchers: Arc<live::Watchers>,
+    /// Each project's announced breakages, as this process last read or wrote them.
+    announced: events::AnnouncedByProject,
+    /// Woken when mails or webhooks enter the outbox.
+    outbox_wake: Arc<tokio::sync::Notify>,
+    /// How long an `opened` mail waits for the rest of its burst, in milliseconds.
+    settle_ms: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// The default settling delay of `opened` mails: 15 minutes.
+const DEFAULT_SETTLE_MS: i64 = 15 * 60 * 1000;
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -237,7 +256,22 @@ impl Storage {
             breakage_cache: Arc::default(),
             refreshing: Arc::default(),
             first_breakages: Arc::default(),
+            watchers: Arc::default(),
+            announced: Arc::default(),
+            outbox_wake: Arc::default(),
+            settle_ms: Arc::new(DEFAULT_SETTLE_MS.into()),
         })
+    }
+
+    /// Sets how long `opened` mails and webhooks wait for the rest of their burst.
+    pub fn set_settle(&self, settle: Duration) {
+        let ms = i64::try_from(settle.as_millis()).unwrap_or(i64::MAX);
+        self.settle_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn settle_ms(&self) -> i64 {
+        self.settle_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits for this process's turn to write (SQLite only).
