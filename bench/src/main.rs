@@ -360,25 +360,65 @@ async fn breakages_catch_up(
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+/// Milliseconds from the answer to a report that breaks the build (a pass, then a fail on the
+/// next commit) to its `opened` event in the events API: how promptly Trellis tells people,
+/// while the big project's results are in the same database.
+async fn announce_latency(client: &reqwest::Client, base: &str, token: &str, kernel: &str) -> f64 {
+    let project = "bench-events";
+    push_history(
+        client,
+        base,
+        token,
+        project,
+        linear_history(1, 2, "announce"),
+    )
+    .await;
+    let report = |commit: usize, status: &str| {
+        serde_json::json!({
+            "project": project, "kernel": {"version": kernel}, "commit": {"sha": sha(commit)},
+            "status": status, "started_at": "2026-11-26T12:00:00Z",
+            "finished_at": "2026-11-26T12:01:00Z",
+            "log": "src/compat/compat.h:7:2: error: #error \"unsupported\"\n",
+            "run_id": format!("announce-{commit}"),
+        })
+    };
+    post_one(client, base, token, report(1, "pass")).await;
+    post_one(client, base, token, report(2, "fail")).await;
+    let t = Instant::now();
+    let events = format!("{base}/api/v1/projects/{project}/events");
+    poll_until(
+        client,
+        &events,
+        "the breakage was never announced",
+        |body| body["events"].as_array().is_some_and(|e| !e.is_empty()),
+    )
+    .await;
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
 /// Waits until the breakages API reflects every report stored.
 async fn breakages_current(client: &reqwest::Client, base: &str) {
+    let breakages = format!("{base}/api/v1/projects/bench/breakages");
+    poll_until(client, &breakages, "breakages never caught up", |body| {
+        body["current"] == serde_json::json!(true)
+    })
+    .await;
+}
+
+/// Reads `url` every 5 ms until its JSON satisfies `done`; panics with `never` after 2 minutes.
+async fn poll_until(
+    client: &reqwest::Client,
+    url: &str,
+    never: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) {
     let t = Instant::now();
     loop {
-        let body: serde_json::Value = client
-            .get(format!("{base}/api/v1/projects/bench/breakages"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if body["current"] == serde_json::json!(true) {
+        let body: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+        if done(&body) {
             return;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "breakages never caught up"
-        );
+        assert!(t.elapsed() < Duration::from_secs(120), "{never}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -575,6 +615,7 @@ async fn main() {
     let (home_ms, _) = timed_get(&client, &format!("{}/", server.base)).await;
     let catch_up =
         breakages_catch_up(&client, &server.base, &token, &kernels[3], args.commits - 2).await;
+    let announced = announce_latency(&client, &server.base, &token, &kernels[0]).await;
     let (rss, hwm) = rss_kib(server.child.id());
     let (mixed_grid, mixed_breakages, mixed_writes) = mixed_load(
         &client,
@@ -653,6 +694,11 @@ async fn main() {
     line(
         "breakages current again after one new report".into(),
         catch_up,
+        "ms",
+    );
+    line(
+        "breakage announced (opened event) after its report".into(),
+        announced,
         "ms",
     );
     let mixed = format!("mixed {MIXED_READERS} readers + {MIXED_WRITERS} writers");

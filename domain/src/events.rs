@@ -250,6 +250,52 @@ pub fn identify(tracked: &[Tracked], computed: &[Breakage]) -> Identified {
     }
 }
 
+/// Whether an announced breakage still says what a computed one would: every field but the id
+/// (computed ones have none yet) and the commits (announcements leave them out). Fields are
+/// named one by one, so a new field of `Breakage` has to be considered here.
+pub fn describes(announced: &Breakage, computed: &Breakage) -> bool {
+    let Breakage {
+        id: _,
+        commits: _,
+        stream,
+        stream_label,
+        attribution,
+        first_bad_commit,
+        first_bad_kernel,
+        start_kernel_id,
+        start_commit_id,
+        kernels,
+        failing_cells,
+        open,
+        fixed_by_commit,
+        fixed_by_kernel,
+        opened_at,
+        fixed_at,
+        time_to_fix_ms,
+        signature,
+        commit_bisect,
+        kernel_bisect,
+    } = announced;
+    *stream == computed.stream
+        && *stream_label == computed.stream_label
+        && *attribution == computed.attribution
+        && *first_bad_commit == computed.first_bad_commit
+        && *first_bad_kernel == computed.first_bad_kernel
+        && *start_kernel_id == computed.start_kernel_id
+        && *start_commit_id == computed.start_commit_id
+        && *kernels == computed.kernels
+        && *failing_cells == computed.failing_cells
+        && *open == computed.open
+        && *fixed_by_commit == computed.fixed_by_commit
+        && *fixed_by_kernel == computed.fixed_by_kernel
+        && *opened_at == computed.opened_at
+        && *fixed_at == computed.fixed_at
+        && *time_to_fix_ms == computed.time_to_fix_ms
+        && *signature == computed.signature
+        && *commit_bisect == computed.commit_bisect
+        && *kernel_bisect == computed.kernel_bisect
+}
+
 /// What an announced breakage keeps of a computed one: its `commits` list can grow with every
 /// commit while it stays open, and nothing that tells people about it lists them.
 pub fn description(mut detail: BreakageDetail, id: i64) -> BreakageDetail {
@@ -475,6 +521,22 @@ mod tests {
             ]
         );
         assert!(FeedFilter::from_pairs([("attribution", "weather")]).is_err());
+    }
+
+    #[test]
+    fn an_announcement_describes_its_breakage_until_it_changes() {
+        let before = computed(&[(K1, "PPP"), (K2, "PPP"), (K4, "PPF")]);
+        let announced = description(
+            BreakageDetail {
+                breakage: before[0].clone(),
+                error_line: None,
+                excerpt: None,
+            },
+            9,
+        );
+        assert!(describes(&announced.breakage, &before[0]));
+        let after = computed(&[(K1, "PPP"), (K2, "PPP"), (K3, "PPF"), (K4, "PPF")]);
+        assert!(!describes(&announced.breakage, &after[0]));
     }
 
     #[test]

@@ -158,3 +158,31 @@ impl Mailer {
             .map_err(|e| format!("composing the mail: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tls_mode_builds_a_mailer_with_the_default_port() {
+        for (tls, port) in [
+            (SmtpTls::None, 25),
+            (SmtpTls::Starttls, 587),
+            (SmtpTls::Tls, 465),
+        ] {
+            let mut config = Config::for_database("sqlite://unused.db");
+            config.smtp_host = Some("smtp.example.org".to_string());
+            config.smtp_tls = tls;
+            config.mail_from = "Trellis <ci@example.org>".to_string();
+            assert_eq!(config.smtp_port(), port);
+            let mailer = Mailer::from_config(&config)
+                .unwrap()
+                .expect("a relay is set");
+            assert_eq!(mailer.domain, "example.org");
+        }
+        let mut config = Config::for_database("sqlite://unused.db");
+        config.smtp_host = Some("smtp.example.org".to_string());
+        config.mail_from = "not an address".to_string();
+        assert!(Mailer::from_config(&config).is_err());
+    }
+}

@@ -13,7 +13,7 @@ use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
 use std::sync::Arc;
 use trellis_domain::breakage::{Breakage, BreakageFilter};
-use trellis_domain::events::{description, identify, BreakageEvent, EventKind, Tracked};
+use trellis_domain::events::{describes, description, identify, BreakageEvent, EventKind, Tracked};
 use trellis_domain::view::{BreakageDetail, Project};
 
 /// The announced breakages of one project, as last read or written by this process.
@@ -83,8 +83,8 @@ impl Storage {
                 Some(id) => {
                     let was_open = known.tracked.iter().any(|t| t.id == id && t.open);
                     let fixed = was_open && !b.open;
-                    let now = announced_form(b, id);
-                    if fixed || known.described.get(&id) != Some(&now) {
+                    let same = known.described.get(&id).is_some_and(|a| describes(a, b));
+                    if fixed || !same {
                         changes.push(Change::Update { id, index, fixed });
                     }
                 }
@@ -409,14 +409,6 @@ fn event_from(r: &sqlx::any::AnyRow) -> Result<BreakageEvent> {
 fn parse_description(json: &str) -> Result<BreakageDetail> {
     serde_json::from_str(json)
         .map_err(|e| StorageError::Corrupt(format!("breakage description: {e}")))
-}
-
-/// A computed breakage as its announcement describes it.
-fn announced_form(b: &Breakage, id: i64) -> Breakage {
-    let mut b = b.clone();
-    b.id = id.to_string();
-    b.commits = Vec::new();
-    b
 }
 
 async fn write_description(
