@@ -8,6 +8,8 @@ export CARGO_TARGET_DIR
 SITE := $(CARGO_TARGET_DIR)/site
 VENV := .venv
 WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' app/Cargo.toml)
+# One stylesheet served, written in parts by concern; their order is the cascade's.
+STYLES := style/base.css style/grid.css style/pages.css
 PROFILE ?= release
 BIN_DIR := $(CARGO_TARGET_DIR)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 
@@ -30,7 +32,7 @@ site: tools
 	cargo build --target wasm32-unknown-unknown -p trellis-app --lib --no-default-features --features hydrate --profile wasm-release
 	mkdir -p $(SITE)/pkg
 	wasm-bindgen --target web --out-dir $(SITE)/pkg --out-name trellis $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/trellis_app.wasm
-	cp style/trellis.css $(SITE)/pkg/trellis.css
+	cat $(STYLES) > $(SITE)/pkg/trellis.css
 	cp -r public/. $(SITE)/
 
 server:
