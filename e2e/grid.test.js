@@ -189,7 +189,7 @@ test('breakages, kernel, commit and signature pages show the demo breakages', { 
   await page.click('text=Breakages, bisect hints and error signatures');
   await page.waitForSelector(`section[id="${moduleCaused.id}"]`);
   const card = page.locator(`section[id="${moduleCaused.id}"]`);
-  assert.match(await card.textContent(), /a commit broke it/);
+  assert.match(await card.textContent(), /a module commit broke it/);
   assert.match(await card.textContent(), new RegExp(`fixed by commit ${moduleCaused.fixed_by_commit.slice(0, 7)}`));
 
   // The signature groups the module's #error across kernels.

@@ -73,9 +73,9 @@ impl Attribution {
     /// What the cause means, in a few words (breakage headings, the cause filter).
     pub fn description(self) -> &'static str {
         match self {
-            Attribution::Module => "a commit broke it",
+            Attribution::Module => "a module commit broke it",
             Attribution::Kernel => "a kernel update broke it",
-            Attribution::Both => "a commit broke it on newer kernels",
+            Attribution::Both => "a module commit broke it on newer kernels",
             Attribution::Unknown => "cause unknown",
         }
     }
@@ -188,6 +188,33 @@ impl BisectHint {
     }
 }
 
+/// Which neighbour of the first failing cell a [`NextCell`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "kernel: the previous kernel of the lane on the first failing commit (a \
+                       pass there blames the kernel update); commit: the commit before on the \
+                       same kernel (a pass there blames a module commit)."
+    )
+)]
+#[serde(rename_all = "lowercase")]
+pub enum NeighbourAxis {
+    Kernel,
+    Commit,
+}
+
+/// An untested cell next to a failure whose cause is unknown: its result tells the cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NextCell {
+    pub axis: NeighbourAxis,
+    /// Kernel `uname -r`.
+    pub kernel: String,
+    pub commit: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Breakage {
@@ -217,6 +244,10 @@ pub struct Breakage {
     pub signature: Option<String>,
     pub commit_bisect: Option<BisectHint>,
     pub kernel_bisect: Option<BisectHint>,
+    /// For a cause that is unknown: the untested neighbours of the first failing cell, on
+    /// either axis, whose results would tell it.
+    #[serde(default)]
+    pub next_cells: Vec<NextCell>,
 }
 
 /// A maximal stretch of failing commits on one kernel.
@@ -642,6 +673,21 @@ fn describe(
             )
         });
 
+    let next_cells = if attribution == Attribution::Unknown {
+        let kernel_side = origin.kernel.checked_sub(1).map(|k| NextCell {
+            axis: NeighbourAxis::Kernel,
+            kernel: uname(origin.lane, k),
+            commit: commits[origin.start].sha.clone(),
+        });
+        let commit_side = origin.start.checked_sub(1).map(|p| NextCell {
+            axis: NeighbourAxis::Commit,
+            kernel: kernel.kernel.uname(),
+            commit: commits[p].sha.clone(),
+        });
+        kernel_side.into_iter().chain(commit_side).collect()
+    } else {
+        Vec::new()
+    };
     let id = match key {
         Key::Commit { .. } => format!(
             "{}-commit-{}",
@@ -677,6 +723,80 @@ fn describe(
         signature,
         commit_bisect,
         kernel_bisect,
+        next_cells,
+    }
+}
+
+/// One breakage per cause across the lanes of a stream: the same module commit breaking x86_64
+/// and aarch64, or the same kernel update (version-release and variant) on both arches, is one
+/// breakage, not one per arch. Breakages of unknown cause stay apart. Order is kept.
+pub fn merge_lanes(breakages: Vec<Breakage>) -> Vec<Breakage> {
+    let cause = |b: &Breakage| -> Option<(String, bool, String)> {
+        match b.attribution {
+            Attribution::Module | Attribution::Both => {
+                Some((b.stream.clone(), true, b.first_bad_commit.clone()))
+            }
+            Attribution::Kernel => {
+                let k = crate::kernel::Kernel::parse(&b.first_bad_kernel, None, Some(&b.stream))
+                    .ok()?;
+                Some((
+                    b.stream.clone(),
+                    false,
+                    format!("{}+{}", k.version_release(), k.variant),
+                ))
+            }
+            Attribution::Unknown => None,
+        }
+    };
+    let mut merged: Vec<Breakage> = Vec::with_capacity(breakages.len());
+    let mut by_cause: HashMap<(String, bool, String), usize> = HashMap::new();
+    for b in breakages {
+        let Some(key) = cause(&b) else {
+            merged.push(b);
+            continue;
+        };
+        match by_cause.get(&key) {
+            Some(&i) => absorb(&mut merged[i], b),
+            None => {
+                by_cause.insert(key, merged.len());
+                merged.push(b);
+            }
+        }
+    }
+    merged
+}
+
+/// Adds another lane's breakage of the same cause to `into`.
+fn absorb(into: &mut Breakage, other: Breakage) {
+    for k in other.kernels {
+        if !into.kernels.contains(&k) {
+            into.kernels.push(k);
+        }
+    }
+    for c in other.commits {
+        if !into.commits.contains(&c) {
+            into.commits.push(c);
+        }
+    }
+    into.failing_cells += other.failing_cells;
+    if other.attribution == Attribution::Both {
+        into.attribution = Attribution::Both;
+    }
+    into.opened_at = match (into.opened_at, other.opened_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    into.signature = into.signature.take().or(other.signature);
+    if other.open || into.open {
+        // Open while any lane still fails.
+        into.open = true;
+        into.fixed_by_commit = None;
+        into.fixed_by_kernel = None;
+        into.fixed_at = None;
+        into.time_to_fix_ms = None;
+    } else {
+        into.fixed_at = into.fixed_at.max(other.fixed_at);
+        into.time_to_fix_ms = into.fixed_at.zip(into.opened_at).map(|(f, o)| f - o);
     }
 }
 
@@ -916,6 +1036,62 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_cause_names_the_untested_neighbours_that_would_tell_it() {
+        let unknown = scenario(
+            "el9",
+            &[
+                ("5.14.0-1.el9.x86_64", ".P."),
+                ("5.14.0-2.el9.x86_64", "..F"),
+            ],
+        );
+        let b = &run(&unknown)[0];
+        assert_eq!(b.attribution, Attribution::Unknown);
+        assert_eq!(
+            b.next_cells,
+            vec![
+                NextCell {
+                    axis: NeighbourAxis::Kernel,
+                    kernel: "5.14.0-1.el9.x86_64".to_string(),
+                    commit: sha(3),
+                },
+                NextCell {
+                    axis: NeighbourAxis::Commit,
+                    kernel: "5.14.0-2.el9.x86_64".to_string(),
+                    commit: sha(2),
+                },
+            ]
+        );
+        let known = scenario("el9", &[("5.14.0-1.el9.x86_64", "PF")]);
+        assert!(run(&known)[0].next_cells.is_empty());
+    }
+
+    #[test]
+    fn one_cause_on_two_arches_is_one_breakage() {
+        let lane = |arch: &str, fixed: bool| {
+            scenario(
+                "el9",
+                &[
+                    (&*format!("5.14.0-1.el9.{arch}"), "PPP"),
+                    (
+                        &*format!("5.14.0-2.el9.{arch}"),
+                        if fixed { "FFP" } else { "FFF" },
+                    ),
+                ],
+            )
+        };
+        let mut all = run(&lane("x86_64", true));
+        all.extend(run(&lane("aarch64", false)));
+        assert_eq!(all.len(), 2);
+        let merged = merge_lanes(all);
+        assert_eq!(merged.len(), 1, "{merged:#?}");
+        let b = &merged[0];
+        assert_eq!(b.attribution, Attribution::Kernel);
+        assert_eq!(b.kernels.len(), 2);
+        assert!(b.open, "open while one arch still fails");
+        assert_eq!((b.fixed_by_commit.as_ref(), b.fixed_at), (None, None));
+    }
+
+    #[test]
     fn every_attribution_round_trips_and_says_what_it_means() {
         for a in Attribution::ALL {
             assert_eq!(Attribution::parse(a.as_str()), Some(a));
@@ -924,9 +1100,9 @@ mod tests {
         assert_eq!(
             said,
             [
-                "a commit broke it",
+                "a module commit broke it",
                 "a kernel update broke it",
-                "a commit broke it on newer kernels",
+                "a module commit broke it on newer kernels",
                 "cause unknown"
             ]
         );

@@ -275,6 +275,7 @@ pub fn describes(announced: &Breakage, computed: &Breakage) -> bool {
         signature,
         commit_bisect,
         kernel_bisect,
+        next_cells,
     } = announced;
     *stream == computed.stream
         && *stream_label == computed.stream_label
@@ -294,6 +295,7 @@ pub fn describes(announced: &Breakage, computed: &Breakage) -> bool {
         && *signature == computed.signature
         && *commit_bisect == computed.commit_bisect
         && *kernel_bisect == computed.kernel_bisect
+        && *next_cells == computed.next_cells
 }
 
 /// What an announced breakage keeps of a computed one: its `commits` list can grow with every

@@ -4,7 +4,7 @@
 //! Mail bodies follow the habits of kernel mailing lists: plain text, prose wrapped at 72
 //! columns, commands and log lines left whole (a wrapped log line or URL no longer works).
 
-use crate::breakage::{Attribution, BisectHint};
+use crate::breakage::{Attribution, BisectHint, NeighbourAxis};
 use crate::events::{BreakageEvent, EventKind};
 use crate::history::short_sha;
 use crate::kernel::Kernel;
@@ -68,8 +68,8 @@ fn what_broke(e: &BreakageEvent) -> String {
     let commit = short_sha(&b.first_bad_commit);
     match b.attribution {
         Attribution::Kernel => format!("kernel {kernel} broke the build"),
-        Attribution::Module => format!("commit {commit} broke the build"),
-        Attribution::Both => format!("commit {commit} broke the build on kernel {kernel}"),
+        Attribution::Module => format!("module commit {commit} broke the build"),
+        Attribution::Both => format!("module commit {commit} broke the build on kernel {kernel}"),
         Attribution::Unknown => {
             format!("the build fails on kernel {kernel} at commit {commit}")
         }
@@ -142,14 +142,7 @@ fn facts(e: &BreakageEvent) -> Vec<Fact> {
                 b.attribution.description()
             ),
         ),
-        (
-            "First bad",
-            format!(
-                "kernel {}, commit {}",
-                b.first_bad_kernel,
-                short_sha(&b.first_bad_commit)
-            ),
-        ),
+        ("First bad", first_bad(e)),
         (
             "Kernels",
             format!("{} failing: {}", b.kernels.len(), kernels_named(e)),
@@ -167,6 +160,38 @@ fn facts(e: &BreakageEvent) -> Vec<Fact> {
         facts.push(("Fixed", fixed));
     }
     facts
+}
+
+/// The first bad one on the axis that explains it. A kernel update's breakage fails from the
+/// oldest commit tested on it, so that commit is no culprit and is not named.
+fn first_bad(e: &BreakageEvent) -> String {
+    let b = &e.breakage.breakage;
+    let kernel = &b.first_bad_kernel;
+    let commit = short_sha(&b.first_bad_commit);
+    match b.attribution {
+        Attribution::Kernel => format!("kernel {kernel}"),
+        Attribution::Module => format!("commit {commit} (first seen on {kernel})"),
+        Attribution::Both | Attribution::Unknown => format!("commit {commit} on kernel {kernel}"),
+    }
+}
+
+/// For a cause that is unknown: the neighbour cells whose results would tell it.
+fn next_steps(e: &BreakageEvent) -> Vec<String> {
+    let b = &e.breakage.breakage;
+    b.next_cells
+        .iter()
+        .map(|n| {
+            let blames = match n.axis {
+                NeighbourAxis::Kernel => "a pass there blames the kernel update",
+                NeighbourAxis::Commit => "a pass there blames a module commit",
+            };
+            format!(
+                "test kernel {} at commit {}: {blames}",
+                kernel_name(&n.kernel, &b.stream),
+                short_sha(&n.commit)
+            )
+        })
+        .collect()
 }
 
 /// Lines of one bisect axis: last good, first bad, the untested ones and the next to test.
@@ -291,6 +316,16 @@ pub fn text_body(e: &BreakageEvent, links: &Links, footer: &str) -> String {
             }
         }
     }
+    let steps = next_steps(e);
+    if !steps.is_empty() {
+        out.push(String::new());
+        out.push("Next step".to_string());
+        out.extend(
+            steps
+                .iter()
+                .map(|step| wrap(&format!("  {step}"), WIDTH, "    ")),
+        );
+    }
     if let Some(s) = &b.signature {
         out.push(String::new());
         out.push("Error signature".to_string());
@@ -350,6 +385,14 @@ pub fn html_body(e: &BreakageEvent, links: &Links) -> String {
                 h.push_str(&format!("<pre>{}</pre>", escape(command)));
             }
         }
+    }
+    let steps = next_steps(e);
+    if !steps.is_empty() {
+        h.push_str("<h3>Next step</h3><ul>");
+        for step in steps {
+            h.push_str(&format!("<li>{}</li>", escape(&step)));
+        }
+        h.push_str("</ul>");
     }
     if let Some(s) = &b.signature {
         h.push_str(&format!("<h3>Error signature</h3><pre>{}</pre>", escape(s)));
@@ -448,6 +491,7 @@ mod tests {
                         next: Some("4.18.0-513.26.1.el8_9.x86_64".to_string()),
                         command: None,
                     }),
+                    next_cells: Vec::new(),
                 },
                 error_line: None,
                 excerpt: Some(format!(

@@ -242,9 +242,9 @@ mod tests {
             options,
             [
                 "\">any",
-                "module\">a commit broke it",
+                "module\">a module commit broke it",
                 "kernel\" selected>a kernel update broke it",
-                "both\">a commit broke it on newer kernels",
+                "both\">a module commit broke it on newer kernels",
                 "unknown\">cause unknown",
             ]
         );

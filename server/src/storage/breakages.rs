@@ -13,7 +13,9 @@ use sqlx::{AssertSqlSafe, Row};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
-use trellis_domain::breakage::{find_breakages, sort_for_display, Breakage, CellFacts};
+use trellis_domain::breakage::{
+    find_breakages, merge_lanes, sort_for_display, Breakage, CellFacts,
+};
 use trellis_domain::view::Project;
 use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::{CellState, Kernel, Status};
@@ -146,7 +148,7 @@ impl Storage {
                 cells.insert(lane, lane_cells);
             }
         }
-        let all: Vec<Breakage> = by_lane.values().flat_map(|b| b.iter().cloned()).collect();
+        let all = merge_lanes(by_lane.values().flat_map(|b| b.iter().cloned()).collect());
         // Announced before anyone sees them, so every breakage served has its lifelong id.
         let mut all = self.announce(project, revision, all).await?;
         sort_for_display(&mut all);
