@@ -30,6 +30,8 @@ pub struct CellPatch {
     pub kernel: String,
     pub sha: String,
     pub face: CellFace,
+    /// The cell now holds a failure, so its row passes "only rows with failures".
+    pub failing: bool,
 }
 
 /// Where the live stream stands, as the status line tells it.
@@ -40,6 +42,8 @@ enum Link {
     /// Not following (the server's rendering, no JavaScript, a hidden tab): the line is empty.
     Idle,
     Open,
+    /// Open, and this many cells changed since the page was loaded.
+    Updated(usize),
     Reconnecting,
 }
 
@@ -56,13 +60,15 @@ pub fn LiveGrid(project: String) -> impl IntoView {
     #[cfg(not(feature = "hydrate"))]
     drop(project);
     let text = move || match link.get() {
-        Link::Idle => "",
-        Link::Open => "Live: new results appear as they arrive.",
-        Link::Reconnecting => "Live updates interrupted; reconnecting…",
+        Link::Idle => String::new(),
+        Link::Open => "Live: new results appear as they arrive.".to_string(),
+        Link::Updated(1) => "Live: 1 cell changed since this page loaded.".to_string(),
+        Link::Updated(n) => format!("Live: {n} cells changed since this page loaded."),
+        Link::Reconnecting => "Live updates interrupted; reconnecting…".to_string(),
     };
     let state = move || match link.get() {
         Link::Idle => None,
-        Link::Open => Some("open"),
+        Link::Open | Link::Updated(_) => Some("open"),
         Link::Reconnecting => Some("reconnecting"),
     };
     view! { <p class="live-status" role="status" data-live=state>{text}</p> }
@@ -182,9 +188,22 @@ mod dom {
         }
     }
 
+    thread_local! {
+        /// The filter applied last, applied again when live results change which rows fail.
+        static APPLIED: std::cell::RefCell<Option<GridFilter>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Applies the filter of the last [`apply`] again (rows may have started failing).
+    pub fn reapply() {
+        if let Some(filter) = APPLIED.with(|a| a.borrow().clone()) {
+            apply(&filter);
+        }
+    }
+
     /// Shows the rows the filter keeps, hides empty stream groups, and records the filter in
     /// the URL and in the paging links.
     pub fn apply(filter: &GridFilter) {
+        APPLIED.with(|a| *a.borrow_mut() = Some(filter.clone()));
         let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
             return;
         };
@@ -274,6 +293,8 @@ mod live {
         link: RwSignal<Link>,
         /// The last event's id: the revision the page is drawn at.
         last_id: Cell<Option<i64>>,
+        /// Cells redrawn since the page was loaded.
+        changed: Cell<usize>,
         /// The stream open now.
         source: RefCell<Option<EventSource>>,
         /// The listeners of every stream the page opens, made once.
@@ -288,11 +309,12 @@ mod live {
             project,
             link,
             last_id: Cell::new(None),
+            changed: Cell::new(0),
             source: RefCell::new(None),
             listeners: OnceCell::new(),
         });
         let listeners = [
-            ("open", listener(&follow, |f, _| f.link.set(Link::Open))),
+            ("open", listener(&follow, |f, _| f.opened())),
             ("cells", listener(&follow, |f, ev| f.cells(ev))),
             ("reload", listener(&follow, |_, _| reload())),
             ("error", listener(&follow, |f, _| f.broken())),
@@ -358,10 +380,21 @@ mod live {
                 .data()
                 .as_string()
                 .and_then(|data| serde_json::from_str::<Vec<CellPatch>>(&data).ok());
-            apply(&patches.unwrap_or_default());
+            let patched = apply(&patches.unwrap_or_default());
+            if patched > 0 {
+                self.changed.set(self.changed.get() + patched);
+                self.link.set(Link::Updated(self.changed.get()));
+            }
             if let Ok(id) = ev.last_event_id().parse() {
                 self.last_id.set(Some(id));
             }
+        }
+
+        fn opened(&self) {
+            self.link.set(match self.changed.get() {
+                0 => Link::Open,
+                n => Link::Updated(n),
+            });
         }
 
         fn close(&self) {
@@ -396,11 +429,14 @@ mod live {
         }
     }
 
-    /// Redraws each patched cell whose row and column are on this page.
-    fn apply(patches: &[CellPatch]) {
+    /// Redraws each patched cell whose row and column are on this page, marked `changed` (the
+    /// stylesheet flashes it), and the rows that now fail; the number of cells redrawn.
+    fn apply(patches: &[CellPatch]) -> usize {
         let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
-            return;
+            return 0;
         };
+        let mut patched = 0;
+        let mut now_failing = false;
         let columns: Vec<String> = elements(doc.query_selector_all("thead th[data-sha]"))
             .iter()
             .map(|th| th.get_attribute("data-sha").unwrap_or_default())
@@ -425,12 +461,21 @@ mod live {
                 continue;
             };
             let face = &patch.face;
-            td.set_class_name(&face.class);
+            td.set_class_name(&format!("{} changed", face.class));
+            if patch.failing && !row.has_attribute("data-failing") {
+                let _ = row.set_attribute("data-failing", "");
+                now_failing = true;
+            }
+            patched += 1;
             let _ = a.set_attribute("href", &face.href);
             let _ = a.set_attribute("title", &face.title);
             a.set_text_content(Some(&face.symbol));
             td.set_text_content(None);
             let _ = td.append_child(&a);
         }
+        if now_failing {
+            super::dom::reapply();
+        }
+        patched
     }
 }

@@ -102,6 +102,13 @@ impl BreakageFilter {
         let mut f = BreakageFilter::default();
         for (k, v) in pairs.into_iter().filter(|(_, v)| !v.is_empty()) {
             match k {
+                "stream" if f.stream.is_some() => {
+                    return Err(QueryError {
+                        param: "stream",
+                        value: v.to_string(),
+                        expected: "name one stream (or nothing for any)",
+                    })
+                }
                 "stream" => f.stream = Some(v.to_string()),
                 "attribution" => {
                     f.attribution = Some(Attribution::parse(v).ok_or_else(|| QueryError {

@@ -523,6 +523,10 @@ mod tests {
             ]
         );
         assert!(FeedFilter::from_pairs([("attribution", "weather")]).is_err());
+        assert!(
+            FeedFilter::from_pairs([("stream", "el8"), ("stream", "el9")]).is_err(),
+            "one stream at a time"
+        );
     }
 
     #[test]

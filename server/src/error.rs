@@ -51,13 +51,22 @@ pub enum ApiError {
     InvalidFields(Vec<FieldError>),
     #[error("the service is busy or its database is unavailable; retry in a few seconds")]
     Unavailable,
-    #[error("too many requests from this address; retry in {retry_after_secs} s")]
+    #[error("too many requests from this address; retry {}", in_words(*retry_after_secs))]
     TooManyRequests { retry_after_secs: u64 },
     #[error("storage failure")]
     Storage(#[from] StorageError),
     /// Stored data contradicts itself (a report found, then gone): a fault, never the client's.
     #[error("internal error")]
     Inconsistent(String),
+}
+
+/// A wait as people say it: "in 40 s", "in about 57 minutes".
+fn in_words(secs: u64) -> String {
+    if secs < 120 {
+        format!("in {secs} s")
+    } else {
+        format!("in about {} minutes", secs.div_ceil(60))
+    }
 }
 
 /// Seconds a client is asked to wait before retrying a 503.

@@ -204,7 +204,13 @@ pub fn render_breakages(
                     </label>
                     <button type="submit">"Apply"</button>
                 </form>
-                <Subscribe project=name.clone() feeds=feeds streams=subscribe_streams />
+                <Subscribe
+                    project=name.clone()
+                    feeds=feeds
+                    streams=subscribe_streams
+                    stream=filter.stream.clone()
+                    attribution=filter.attribution
+                />
                 <p>{format!("{open} open, {} fixed", total - open)}</p>
                 {cards}
             </Shell>

@@ -72,6 +72,7 @@ impl CellPatch {
             kernel: uname,
             sha: sha.to_string(),
             face,
+            failing: cell.state.is_failure(),
         }
     }
 }
@@ -180,7 +181,12 @@ pub fn render_grid(project: Project, grid: Grid, per_page: u32) -> String {
                     <noscript><button type="submit">"Apply"</button></noscript>
                 </form>
                 <p><a href=paths::breakages(&project.name)>"Breakages, bisect hints and error signatures →"</a></p>
-                <Subscribe project=project.name.clone() feeds=feeds streams=grid.streams.clone() />
+                <Subscribe
+                    project=project.name.clone()
+                    feeds=feeds
+                    streams=grid.streams.clone()
+                    stream=FeedFilter::of_grid(&grid.filter).breakages.stream
+                />
                 <nav class="pager">{newer}<span class="range">{range}</span>{older}</nav>
                 <LiveGrid project=project.name.clone() />
                 <p class="legend">

@@ -86,10 +86,10 @@ fn Shell(
                     <a class="api-link" href="/api/v1/openapi.json">"API"</a>
                 </header>
                 {demo.then(|| view! {
-                    <p class="demo-banner" role="note">
+                    <aside class="demo-banner" aria-label="Demo data">
                         <strong>"Demo data. "</strong>
                         "The commits and kernel versions are real; every result is simulated."
-                    </p>
+                    </aside>
                 })}
                 <main>{children()}</main>
             </body>

@@ -41,13 +41,25 @@ pub(super) fn feed_links(feeds: &Feeds) -> impl IntoView {
 /// breakages after a confirmation. A `<details>` keeps it out of the way until opened, with
 /// no script.
 #[component]
-pub fn Subscribe(project: String, feeds: Feeds, streams: Vec<StreamOption>) -> impl IntoView {
+pub fn Subscribe(
+    project: String,
+    feeds: Feeds,
+    streams: Vec<StreamOption>,
+    /// What the page shows, chosen in the form to begin with.
+    #[prop(default = None)]
+    stream: Option<String>,
+    #[prop(default = None)] attribution: Option<Attribution>,
+) -> impl IntoView {
     let stream_options = streams
         .into_iter()
-        .map(|s| view! { <option value=s.stream>{s.label}</option> })
+        .map(|s| {
+            let selected = stream.as_deref() == Some(s.stream.as_str());
+            view! { <option value=s.stream selected=selected>{s.label}</option> }
+        })
         .collect_view();
-    let causes =
-        Attribution::ALL.map(|a| view! { <option value=a.as_str()>{a.description()}</option> });
+    let causes = Attribution::ALL.map(|a| {
+        view! { <option value=a.as_str() selected=attribution == Some(a)>{a.description()}</option> }
+    });
     view! {
         <details class="subscribe">
             <summary>"Subscribe"</summary>
@@ -57,21 +69,23 @@ pub fn Subscribe(project: String, feeds: Feeds, streams: Vec<StreamOption>) -> i
                 <li>"RSS: "<a data-feed="" href=feeds.rss.clone()>{feeds.rss.clone()}</a></li>
             </ul>
             <form class="subscribe-form" method="post" action=paths::subscribe(&project)>
-                <p>"Or get one mail per breakage opened or fixed (you confirm by mail first):"</p>
-                <label>"Address "<input type="email" name="email" required=true autocomplete="email" maxlength="254" /></label>
-                <label>"Stream "
-                    <select name="stream">
-                        <option value="">"any"</option>
-                        {stream_options}
-                    </select>
-                </label>
-                <label>"Cause "
-                    <select name="attribution">
-                        <option value="">"any"</option>
-                        {causes}
-                    </select>
-                </label>
-                <button type="submit">"Subscribe by mail"</button>
+                <fieldset>
+                    <legend>"Or get one mail per breakage opened or fixed (you confirm by mail first):"</legend>
+                    <label>"Address "<input type="email" name="email" required=true autocomplete="email" maxlength="254" /></label>
+                    <label>"Mail me about stream "
+                        <select name="stream">
+                            <option value="">"any"</option>
+                            {stream_options}
+                        </select>
+                    </label>
+                    <label>"with cause "
+                        <select name="attribution">
+                            <option value="">"any"</option>
+                            {causes}
+                        </select>
+                    </label>
+                    <button type="submit">"Subscribe by mail"</button>
+                </fieldset>
             </form>
         </details>
     }
@@ -79,14 +93,19 @@ pub fn Subscribe(project: String, feeds: Feeds, streams: Vec<StreamOption>) -> i
 
 /// A short page that says one thing, with an optional button (`action`, `label`) that posts to
 /// confirm it: links in mails only show this page, so a mail scanner following them changes
-/// nothing.
+/// nothing. It leads back to the project it is about, when there is one.
 pub fn render_message(
     title: &str,
     paragraphs: Vec<String>,
     button: Option<(String, &'static str)>,
+    project: Option<String>,
 ) -> String {
     let title = title.to_string();
     document(move || {
+        let back = match &project {
+            Some(p) => view! { <a href=paths::project(p)>{format!("Back to {p}")}</a> }.into_any(),
+            None => view! { <a href="/">"Back to the projects"</a> }.into_any(),
+        };
         view! {
             <Shell title=title.clone()>
                 <h1>{title.clone()}</h1>
@@ -96,7 +115,7 @@ pub fn render_message(
                         <button type="submit">{label}</button>
                     </form>
                 })}
-                <p><a href="/">"Back to the projects"</a></p>
+                <p>{back}</p>
             </Shell>
         }
         .into_any()

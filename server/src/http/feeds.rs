@@ -96,6 +96,11 @@ async fn feed(
     };
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Feeds run no script; the browser's own feed viewer needs its inline styles.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -133,6 +138,13 @@ fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<i64>) -> bool 
 fn http_date(ms: i64) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+}
+
+/// The start of today (UTC): when an empty feed says it was updated, stable for a day so that
+/// its `ETag` is too.
+fn today() -> i64 {
+    let now = Utc::now().timestamp_millis();
+    now - now.rem_euclid(crate::storage::DAY_MS)
 }
 
 fn fixed(ms: i64) -> DateTime<FixedOffset> {
@@ -213,7 +225,13 @@ fn atom(
     let feed = Feed {
         title: Text::plain(title),
         id: self_url.to_string(),
-        updated: fixed(events.iter().map(|e| e.updated_at).max().unwrap_or(0)),
+        updated: fixed(
+            events
+                .iter()
+                .map(|e| e.updated_at)
+                .max()
+                .unwrap_or_else(today),
+        ),
         authors: vec![Person {
             name: "Trellis".to_string(),
             ..Default::default()

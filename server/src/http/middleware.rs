@@ -66,7 +66,8 @@ pub fn wrap(router: Router) -> Router {
     security_headers
         .into_iter()
         .fold(router, |router, (name, value): (HeaderName, _)| {
-            router.layer(SetResponseHeaderLayer::overriding(name, value))
+            // A handler that sets one of these itself (a feed's narrower policy) keeps its own.
+            router.layer(SetResponseHeaderLayer::if_not_present(name, value))
         })
 }
 

@@ -95,9 +95,24 @@ pub async fn subscribe(
             ApiError::BadRequest(format!("cause {a:?}: use module, kernel, both or unknown"))
         })?),
     };
+    let stream = fields.get("stream").cloned();
+    if let Some(stream) = &stream {
+        if !state
+            .storage
+            .project_streams(&project)
+            .await?
+            .contains(stream)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{} has no stream {stream:?}: choose one the page offers, or any",
+                project.name
+            ))
+            .into());
+        }
+    }
     let follows = Follows {
         project: Some(project.name.clone()),
-        stream: fields.get("stream").cloned(),
+        stream,
         attribution,
     };
     state.storage.request_subscription(&follows, email).await?;
@@ -112,6 +127,7 @@ pub async fn subscribe(
             format!("It will follow {}.", following(&follows)),
         ],
         None,
+        Some(project.name),
     )))
 }
 
@@ -132,15 +148,30 @@ pub async fn confirm_page(
     PagePath(token): PagePath<String>,
 ) -> Result<Html<String>, PageError> {
     let s = subscription_of(&state, &token).await?;
-    Ok(Html(render_message(
-        "Confirm your subscription",
-        vec![format!(
-            "{} will get a mail for every breakage opened or fixed in {}.",
-            target(&s),
-            following(&s.follows)
-        )],
-        Some((paths::confirm(&token), "Confirm")),
-    )))
+    let page = if s.confirmed {
+        render_message(
+            "Already subscribed",
+            vec![format!(
+                "{} already follows {}.",
+                target(&s),
+                following(&s.follows)
+            )],
+            Some((paths::unsubscribe(&token), "Unsubscribe")),
+            s.follows.project.clone(),
+        )
+    } else {
+        render_message(
+            "Confirm your subscription",
+            vec![format!(
+                "{} will get a mail each time one of the {} opens or is fixed.",
+                target(&s),
+                following(&s.follows)
+            )],
+            Some((paths::confirm(&token), "Confirm")),
+            s.follows.project.clone(),
+        )
+    };
+    Ok(Html(page))
 }
 
 pub async fn confirm(
@@ -157,6 +188,7 @@ pub async fn confirm(
             following(&s.follows)
         )],
         None,
+        s.follows.project.clone(),
     )))
 }
 
@@ -164,35 +196,55 @@ pub async fn unsubscribe_page(
     State(state): State<AppState>,
     PagePath(token): PagePath<String>,
 ) -> Result<Html<String>, PageError> {
-    let s = subscription_of(&state, &token).await?;
-    Ok(Html(render_message(
-        "Unsubscribe",
-        vec![format!(
-            "Stop telling {} about {}?",
-            target(&s),
-            following(&s.follows)
-        )],
-        Some((paths::unsubscribe(&token), "Unsubscribe")),
-    )))
+    let page = match state.storage.subscription_by_token(&token).await? {
+        Some(s) => render_message(
+            "Unsubscribe",
+            vec![format!(
+                "Stop telling {} about {}?",
+                target(&s),
+                following(&s.follows)
+            )],
+            Some((paths::unsubscribe(&token), "Unsubscribe")),
+            s.follows.project.clone(),
+        ),
+        None => not_subscribed(),
+    };
+    Ok(Html(page))
 }
 
-/// The button of the page above, and RFC 8058's one-click POST from a mail client.
+/// The button of the page above, and RFC 8058's one-click POST from a mail client. Asking
+/// twice is no mistake: the second time says there is nothing left to stop.
 pub async fn unsubscribe(
     State(state): State<AppState>,
     PagePath(token): PagePath<String>,
 ) -> Result<Html<String>, PageError> {
-    let s = state.storage.unsubscribe(&token).await?.ok_or_else(|| {
-        ApiError::NotFound("this link is not valid, or you have already unsubscribed".to_string())
-    })?;
-    Ok(Html(render_message(
-        "Unsubscribed",
-        vec![format!(
-            "{} no longer follows {}.",
-            target(&s),
-            following(&s.follows)
-        )],
+    let page = match state.storage.unsubscribe(&token).await? {
+        Some(s) => render_message(
+            "Unsubscribed",
+            vec![format!(
+                "{} no longer follows {}.",
+                target(&s),
+                following(&s.follows)
+            )],
+            None,
+            s.follows.project.clone(),
+        ),
+        None => not_subscribed(),
+    };
+    Ok(Html(page))
+}
+
+fn not_subscribed() -> String {
+    render_message(
+        "Not subscribed",
+        vec![
+            "This link's subscription has ended (or never existed): nothing more will be sent \
+             for it."
+                .to_string(),
+        ],
         None,
-    )))
+        None,
+    )
 }
 
 fn target(s: &Subscription) -> String {

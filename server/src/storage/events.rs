@@ -123,6 +123,7 @@ impl Storage {
         if announced > revision {
             return Ok(None);
         }
+        let first_announcement = announced < 0;
         let known = read_announced(&mut *tx, project.id).await?;
         let mut changes = self.changes(&known, computed);
         // New breakages in the order they opened (fixed ones first when results tell no
@@ -167,12 +168,22 @@ impl Storage {
                     .try_get(0)?;
                     let detail = description(details[&index].clone(), id);
                     write_description(&mut tx, id, &detail, now).await?;
-                    // Seen already fixed (results posted after the fact): told as history, with
-                    // the times the results give, and nobody is mailed about it.
+                    // Events are dated when Trellis sees them, except history: a breakage seen
+                    // already fixed (results posted after the fact), or found at the project's
+                    // first announcement (the first start on an existing database), is dated by
+                    // its results (a fix never before its opening); nobody is mailed about one
+                    // seen fixed.
+                    let from_results = |t: Option<i64>| t.unwrap_or(now).min(now);
                     let (opened_at, fixed_at) = if b.open {
-                        (now, None)
+                        let at = if first_announcement {
+                            from_results(b.opened_at)
+                        } else {
+                            now
+                        };
+                        (at, None)
                     } else {
-                        (b.opened_at.unwrap_or(now), Some(b.fixed_at.unwrap_or(now)))
+                        let opened_at = from_results(b.opened_at);
+                        (opened_at, Some(from_results(b.fixed_at).max(opened_at)))
                     };
                     next_event += 1;
                     events.push((

@@ -85,6 +85,17 @@ impl Storage {
         Ok(changed.is_some())
     }
 
+    /// The streams the project has kernels in.
+    pub async fn project_streams(&self, project: &Project) -> Result<Vec<String>> {
+        sqlx::query("SELECT DISTINCT stream FROM kernels WHERE project_id = $1 ORDER BY stream")
+            .bind(project.id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+    }
+
     pub(super) async fn project_kernels(&self, project: &Project) -> Result<Vec<StoredKernel>> {
         sqlx::query(AssertSqlSafe(format!(
             "SELECT {KERNEL_COLUMNS} FROM kernels WHERE project_id = $1"
