@@ -31,6 +31,7 @@
 //! so the version only matters if the build is switched to the system library.
 
 mod badge;
+mod announce;
 mod breakages;
 mod cache;
 mod commits;
@@ -178,7 +179,7 @@ pub struct Storage {
     /// The live grid's pollers, one per watched project.
     watchers: Arc<live::Watchers>,
     /// Each project's announced breakages, as this process last read or wrote them.
-    announced: events::AnnouncedByProject,
+    announced: announce::AnnouncedByProject,
     /// Woken when mails or webhooks enter the outbox.
     outbox_wake: Arc<tokio::sync::Notify>,
     /// How long an `opened` mail waits for the rest of its burst, in milliseconds.
