@@ -93,11 +93,12 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The grid cell of KERNEL at commit `n`: its symbol, class, title and link. */
+/** The grid cell of KERNEL at commit `n`: its symbol, class, title and link (markers of untested
+ * commits are no commit's column). */
 const cell = (page, n) => page.evaluate(([kernel, sha]) => {
   const column = [...document.querySelectorAll('thead th[data-sha]')].findIndex(th => th.dataset.sha === sha);
   const row = [...document.querySelectorAll('tr[data-kernel]')].find(r => r.dataset.kernel === kernel);
-  const td = row.querySelectorAll('td')[column];
+  const td = row.querySelectorAll('td:not(.gap)')[column];
   const a = td.querySelector('a');
   return { symbol: td.textContent.trim(), class: td.className, title: a?.title ?? '', href: a?.getAttribute('href') ?? '' };
 }, [KERNEL, sha(n)]);
@@ -106,7 +107,7 @@ async function waitForCell(page, n, symbol) {
   await page.waitForFunction(([kernel, sha, symbol]) => {
     const column = [...document.querySelectorAll('thead th[data-sha]')].findIndex(th => th.dataset.sha === sha);
     const row = [...document.querySelectorAll('tr[data-kernel]')].find(r => r.dataset.kernel === kernel);
-    return row?.querySelectorAll('td')[column]?.textContent.trim() === symbol;
+    return column >= 0 && row?.querySelectorAll('td:not(.gap)')[column]?.textContent.trim() === symbol;
   }, [KERNEL, sha(n), symbol], { timeout: 20_000 });
   return cell(page, n);
 }
@@ -124,14 +125,16 @@ test('the grid shows results live, follows on after a server restart and catches
   await page.goto(`${base}/p/${PROJECT}`);
   await page.waitForSelector('p.live-status[data-live="open"]');
   assert.match(await page.textContent('p.live-status'), /Live/);
-  assert.deepEqual(await cell(page, 2), { symbol: '', class: '', title: '', href: '' });
+  // Commit 2 is untested: no column of its own, but part of a marker until its first result.
+  assert.equal(await page.locator(`thead th[data-sha="${sha(2)}"]`).count(), 0);
+  assert.ok(await page.locator('thead th.gap').count() > 0);
   // Survives only as long as the page is not reloaded.
   await page.evaluate(() => { window.sameDocument = true; });
 
   await postReport(2, 'fail', 'run-2');
   const failed = await waitForCell(page, 2, '✗');
   assert.match(failed.class, /\bs-fail\b/);
-  assert.match(failed.title, new RegExp(`^${KERNEL.replaceAll('.', '\\.')} @ ${sha(2).slice(0, 7)}: fail \\(1 report: 1 fail\\)`));
+  assert.match(failed.title, /^fail \(1 report: 1 fail\)/);
   assert.equal(failed.href, `/p/${PROJECT}/cell/el8/${KERNEL}/${sha(2)}`);
   // The live cell is drawn as a reload draws it (a breakage may since mark its start).
   const fresh = await context.newPage();

@@ -1,6 +1,7 @@
 //! Trellis's pages. Everything renders on the server as plain HTML; only the islands in
-//! [`islands`] are compiled to WebAssembly and hydrate in the browser.
+//! [`islands`] and [`copy`] are compiled to WebAssembly and hydrate in the browser.
 
+pub mod copy;
 pub mod islands;
 #[cfg(feature = "ssr")]
 pub mod pages;

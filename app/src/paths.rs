@@ -126,6 +126,21 @@ impl KernelCells {
     }
 }
 
+/// One report's log as a plain-text download.
+pub fn report_log(project: &str, kernel: &Kernel, sha: &str, report: i64) -> String {
+    format!("{}/reports/{report}/log.txt", cell(project, kernel, sha))
+}
+
+/// The id of one line of a report's log on the cell page (`r12-L40`)...
+pub fn log_line_id(report: i64, line: usize) -> String {
+    format!("r{report}-L{line}")
+}
+
+/// ...and the link to it.
+pub fn log_line(report: i64, line: usize) -> String {
+    format!("#{}", log_line_id(report, line))
+}
+
 /// Confirms a subscription made with the public form (the link of its confirmation mail).
 pub fn confirm(token: &str) -> String {
     format!("/subscriptions/{}/confirm", segment(token))
@@ -227,6 +242,11 @@ mod tests {
             "/p/w%20g/cell/rhel-8/4.18.0-553.el8_10.x86_64+debug/ab"
         );
         assert_eq!(row.cell("a&b"), cell("w g", &k, "a&b"));
+        assert_eq!(
+            report_log("wg", &k, "ab", 7),
+            "/p/wg/cell/rhel-8/4.18.0-553.el8_10.x86_64+debug/ab/reports/7/log.txt"
+        );
+        assert_eq!(log_line(7, 40), "#r7-L40");
     }
 
     #[test]
@@ -249,6 +269,7 @@ mod tests {
             arch: Some("x86 64".into()),
             failing: true,
             q: "+debug#1/2".into(),
+            every_commit: false,
         };
         assert_eq!(
             grid_page("w g", &filter, 1),

@@ -736,8 +736,11 @@ fn describe(
 
 /// One breakage per cause across the lanes of a stream: the same module commit breaking x86_64
 /// and aarch64, or the same kernel update (version-release and variant) on both arches, is one
-/// breakage, not one per arch. Breakages of unknown cause stay apart. Order is kept.
-pub fn merge_lanes(breakages: Vec<Breakage>) -> Vec<Breakage> {
+/// breakage, not one per arch. Breakages of unknown cause stay apart. The x86_64 lane's
+/// breakage leads a merged one (its first bad kernel and bisect hints are the ones shown), as
+/// most readers build there.
+pub fn merge_lanes(mut breakages: Vec<Breakage>) -> Vec<Breakage> {
+    breakages.sort_by_key(|b| !b.first_bad_kernel.contains(".x86_64"));
     let cause = |b: &Breakage| -> Option<(String, bool, String)> {
         match b.attribution {
             Attribution::Module | Attribution::Both => {
@@ -1086,14 +1089,15 @@ mod tests {
                 ],
             )
         };
-        let mut all = run(&lane("x86_64", true));
-        all.extend(run(&lane("aarch64", false)));
+        let mut all = run(&lane("aarch64", false));
+        all.extend(run(&lane("x86_64", true)));
         assert_eq!(all.len(), 2);
         let merged = merge_lanes(all);
         assert_eq!(merged.len(), 1, "{merged:#?}");
         let b = &merged[0];
         assert_eq!(b.attribution, Attribution::Kernel);
         assert_eq!(b.kernels.len(), 2);
+        assert_eq!(b.first_bad_kernel, "5.14.0-2.el9.x86_64", "x86_64 leads");
         assert!(b.open, "open while one arch still fails");
         assert_eq!((b.fixed_by_commit.as_ref(), b.fixed_at), (None, None));
     }

@@ -11,6 +11,7 @@
 //! - [`breakage`]: breakages, their attribution and life, bisect hints on both axes.
 //! - [`events`]: one identity per breakage for its whole life, and its `opened`/`fixed` events.
 //! - [`notice`]: what a feed entry or a mail says about an event, as text and HTML.
+//! - [`now`]: what is broken now: one line per open breakage, with its culprit and next step.
 //! - [`badge`]: status badges for READMEs, drawn as SVG.
 //! - [`view`]: read models: what pages and the API show of stored projects, cells and reports.
 
@@ -22,6 +23,7 @@ pub mod history;
 pub mod kernel;
 pub mod log;
 pub mod notice;
+pub mod now;
 pub mod report;
 pub mod signature;
 pub mod status;

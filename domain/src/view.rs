@@ -1,6 +1,6 @@
 //! Read models of stored things, shared by the API (as JSON) and the pages.
 
-use crate::breakage::Breakage;
+use crate::breakage::{Breakage, NeighbourAxis};
 use crate::kernel::{stream_cmp, stream_label, Kernel};
 use crate::report::Stage;
 use crate::status::{CellState, CellSummary, Status, StatusCounts};
@@ -38,6 +38,38 @@ pub fn format_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "?".to_string())
+}
+
+/// Epoch milliseconds as RFC 3339 (`2026-11-26T10:00:00Z`): the `datetime` of a `<time>`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// A span of time in words, as coarse as a reader needs it: "45 s", "12 min", "5 h", "3 days".
+pub fn elapsed(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let h = s / 3600;
+    if h >= 48 {
+        format!("{} days", h / 24)
+    } else if h >= 1 {
+        format!("{h} h")
+    } else if s >= 60 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// How long ago `then` was at `now` (both epoch milliseconds): "3 h ago". A time a little in
+/// the future (a runner's clock ahead of ours) reads "just now", not a negative age.
+pub fn ago(then: i64, now: i64) -> String {
+    if now - then < 1000 {
+        "just now".to_string()
+    } else {
+        format!("{} ago", elapsed(now - then))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +159,85 @@ pub struct ReportDetail {
     pub log: String,
     pub log_original_bytes: i64,
     pub log_cut_bytes: i64,
+    /// The log line the error signature came from, as printed (failing reports only).
+    #[serde(default)]
+    pub error_line: Option<String>,
+}
+
+/// One line of a log as the cell page numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLine<'a> {
+    /// From 1, like an editor's.
+    pub number: usize,
+    pub text: &'a str,
+    /// The line the error signature came from.
+    pub error: bool,
+}
+
+impl ReportDetail {
+    /// The log's lines, numbered, with the first one that printed the error marked. A log cut
+    /// in the middle keeps its marker line like any other.
+    pub fn log_lines(&self) -> Vec<LogLine<'_>> {
+        let wanted = self.error_line.as_deref().map(str::trim_end);
+        let mut marked = false;
+        self.log
+            .lines()
+            .enumerate()
+            .map(|(i, text)| {
+                let error =
+                    !marked && wanted.is_some_and(|w| !w.is_empty() && text.trim_end() == w);
+                marked |= error;
+                LogLine {
+                    number: i + 1,
+                    text,
+                    error,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A neighbour of a cell on one axis, with its state (`None`: untested).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CellNeighbour {
+    /// `commit`: the same kernel on the parent commit; `kernel`: the previous kernel of the
+    /// lane on the same commit.
+    pub axis: NeighbourAxis,
+    pub kernel: Kernel,
+    pub sha: String,
+    pub state: Option<CellState>,
+}
+
+/// The kernel just older than `kernel` in its lane (stream, arch and variant, in RPM order).
+pub fn previous_in_lane<'a>(
+    kernels: &'a [StoredKernel],
+    kernel: &Kernel,
+) -> Option<&'a StoredKernel> {
+    kernels
+        .iter()
+        .filter(|k| {
+            k.kernel.stream == kernel.stream
+                && k.kernel.arch == kernel.arch
+                && k.kernel.variant == kernel.variant
+                && k.kernel.rpm_cmp(kernel).is_lt()
+        })
+        .max_by(|a, b| a.kernel.rpm_cmp(&b.kernel))
+}
+
+/// The breakage a cell belongs to: one of its stream that has failing cells on both the cell's
+/// kernel and its commit.
+pub fn breakage_of<'a>(
+    breakages: &'a [Breakage],
+    kernel: &Kernel,
+    sha: &str,
+) -> Option<&'a Breakage> {
+    let uname = kernel.uname();
+    breakages.iter().find(|b| {
+        b.stream == kernel.stream
+            && b.kernels.contains(&uname)
+            && b.commits.iter().any(|c| c == sha)
+    })
 }
 
 /// Every report of one (kernel, commit).
@@ -138,6 +249,12 @@ pub struct CellDetail {
     pub commit: StoredCommit,
     pub summary: Option<CellSummary>,
     pub reports: Vec<ReportDetail>,
+    /// The same kernel on the parent commit, and the previous kernel of the lane on this commit.
+    #[serde(default)]
+    pub neighbours: Vec<CellNeighbour>,
+    /// The breakage this cell is part of, if any.
+    #[serde(default)]
+    pub breakage: Option<Breakage>,
 }
 
 /// A breakage with the error excerpt of its first failing cell, for display.
@@ -150,6 +267,26 @@ pub struct BreakageDetail {
     pub excerpt: Option<String>,
 }
 
+/// Whether a breakage starts at this commit as far as a commit's page tells: its first failing
+/// commit, unless a kernel update caused it (it then fails from the oldest commit tested on that
+/// kernel, which is no culprit).
+pub fn starts_at_commit(b: &Breakage, sha: &str) -> bool {
+    b.first_bad_commit == sha && b.attribution != crate::breakage::Attribution::Kernel
+}
+
+/// Every commit a breakage names (first bad, bisect ends and next, fix, next cells): the shas
+/// whose subjects its card shows.
+pub fn named_commits(b: &Breakage) -> Vec<&str> {
+    let mut shas = vec![b.first_bad_commit.as_str()];
+    shas.extend(b.fixed_by_commit.as_deref());
+    if let Some(h) = &b.commit_bisect {
+        shas.extend([h.last_good.as_str(), h.first_bad.as_str()]);
+        shas.extend(h.next.as_deref());
+    }
+    shas.extend(b.next_cells.iter().map(|n| n.commit.as_str()));
+    shas
+}
+
 /// One kernel's row along the commits, newest first, and its breakages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -160,6 +297,9 @@ pub struct KernelHistory {
     #[cfg_attr(feature = "openapi", schema(schema_with = commit_cells))]
     pub cells: Vec<(StoredCommit, CellSummary)>,
     pub breakages: Vec<BreakageDetail>,
+    /// Subjects of the commits its breakages name.
+    #[serde(default)]
+    pub subjects: BTreeMap<String, String>,
 }
 
 /// The schema of [`KernelHistory::cells`], by hand: utoipa's own for a tuple would inline both
@@ -248,10 +388,45 @@ pub struct CommitChanges {
     pub project: Project,
     pub commit: StoredCommit,
     pub parent: Option<StoredCommit>,
+    /// A commit whose parent this one is (the first by sha), if any.
+    #[serde(default)]
+    pub child: Option<StoredCommit>,
+    /// Every kernel tested on this commit with its result, streams in display order and each
+    /// stream's kernels newest first.
+    #[serde(default)]
+    pub results: Vec<KernelResult>,
     pub streams: Vec<StreamChange>,
     /// Breakages whose first bad commit is this one, and those it fixed.
     pub opened: Vec<Breakage>,
     pub closed: Vec<Breakage>,
+}
+
+/// One kernel's result on a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KernelResult {
+    pub kernel: Kernel,
+    pub state: CellState,
+}
+
+impl KernelResult {
+    /// The results of a commit's cells (state by kernel id) in display order: streams as the
+    /// grid orders them, each stream's kernels newest first.
+    pub fn list(kernels: &[StoredKernel], states: &HashMap<i64, CellState>) -> Vec<KernelResult> {
+        let mut out: Vec<KernelResult> = kernels
+            .iter()
+            .filter_map(|k| {
+                states.get(&k.id).map(|&state| KernelResult {
+                    kernel: k.kernel.clone(),
+                    state,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            stream_cmp(&a.kernel.stream, &b.kernel.stream).then(b.kernel.rpm_cmp(&a.kernel))
+        });
+        out
+    }
 }
 
 /// A cell whose latest failure shows a signature.
@@ -278,6 +453,14 @@ pub struct SignatureCells {
     pub since: Vec<String>,
     pub first_seen: i64,
     pub cells: Vec<SignatureCell>,
+    /// The oldest and newest commit (in git order) it appears on.
+    #[serde(default)]
+    pub first_commit: Option<StoredCommit>,
+    #[serde(default)]
+    pub last_commit: Option<StoredCommit>,
+    /// The breakages that show it.
+    #[serde(default)]
+    pub breakages: Vec<Breakage>,
 }
 
 impl SignatureCells {
@@ -314,6 +497,9 @@ impl SignatureCells {
             since,
             first_seen,
             cells,
+            first_commit: None,
+            last_commit: None,
+            breakages: Vec::new(),
         }
     }
 
@@ -531,5 +717,130 @@ mod tests {
             h.one_line(),
             "3d3c92b: 3 of 10 kernels failing (1 flaky), 1 with runner errors"
         );
+    }
+
+    #[test]
+    fn times_read_as_a_coarse_age_and_never_negative() {
+        let min = 60_000;
+        assert_eq!(ago(0, 500), "just now");
+        assert_eq!(ago(10_000, 0), "just now");
+        assert_eq!(ago(0, 45_000), "45 s ago");
+        assert_eq!(ago(0, 12 * min), "12 min ago");
+        assert_eq!(ago(0, 3 * 60 * min + 5), "3 h ago");
+        assert_eq!(ago(0, 50 * 60 * min), "2 days ago");
+        assert_eq!(rfc3339_ms(1_764_151_200_000), "2025-11-26T10:00:00Z");
+        assert_eq!(format_ms(1_764_151_200_000), "2025-11-26 10:00 UTC");
+    }
+
+    #[test]
+    fn the_first_line_that_printed_the_error_is_marked() {
+        let report = ReportDetail {
+            id: 1,
+            runner: "r".into(),
+            run_id: "x".into(),
+            status: Status::Fail,
+            stages: Vec::new(),
+            metadata: BTreeMap::new(),
+            started_at: 0,
+            finished_at: 0,
+            received_at: 0,
+            log: "make -C /lib/modules\nx.c:3:1: error: boom  \nx.c:3:1: error: boom\n".into(),
+            log_original_bytes: 0,
+            log_cut_bytes: 0,
+            error_line: Some("x.c:3:1: error: boom".into()),
+        };
+        let lines = report.log_lines();
+        let marked: Vec<(usize, bool)> = lines.iter().map(|l| (l.number, l.error)).collect();
+        assert_eq!(marked, [(1, false), (2, true), (3, false)]);
+        let passing = ReportDetail {
+            error_line: None,
+            ..report
+        };
+        assert!(passing.log_lines().iter().all(|l| !l.error));
+    }
+
+    #[test]
+    fn the_previous_kernel_is_the_next_older_one_of_the_same_lane() {
+        let stored = |id, uname: &str| StoredKernel {
+            id,
+            kernel: kernel(uname),
+        };
+        let kernels = [
+            stored(1, "4.18.0-513.el8_9.x86_64"),
+            stored(2, "4.18.0-553.el8_10.x86_64"),
+            stored(3, "4.18.0-477.el8_8.x86_64"),
+            stored(4, "4.18.0-513.el8_9.aarch64"),
+            stored(5, "4.18.0-553.el8_10.x86_64+debug"),
+        ];
+        let prev = |uname| previous_in_lane(&kernels, &kernel(uname)).map(|k| k.id);
+        assert_eq!(prev("4.18.0-553.el8_10.x86_64"), Some(1));
+        assert_eq!(prev("4.18.0-513.el8_9.x86_64"), Some(3));
+        assert_eq!(prev("4.18.0-477.el8_8.x86_64"), None);
+        assert_eq!(prev("4.18.0-553.el8_10.aarch64"), Some(4));
+        assert_eq!(prev("4.18.0-553.el8_10.x86_64+debug"), None);
+    }
+
+    #[test]
+    fn a_commits_results_list_streams_in_grid_order_and_newest_kernels_first() {
+        let kernels: Vec<StoredKernel> = [
+            "3.10.0-1160.el7.x86_64",
+            "4.18.0-513.el8_9.x86_64",
+            "4.18.0-553.el8_10.x86_64",
+            "4.18.0-477.el8_8.x86_64",
+        ]
+        .iter()
+        .zip(1..)
+        .map(|(u, id)| StoredKernel {
+            id,
+            kernel: kernel(u),
+        })
+        .collect();
+        let states = HashMap::from([
+            (1, CellState::Pass),
+            (2, CellState::Fail),
+            (3, CellState::Pass),
+        ]);
+        let list: Vec<(String, CellState)> = KernelResult::list(&kernels, &states)
+            .into_iter()
+            .map(|r| (r.kernel.uname(), r.state))
+            .collect();
+        assert_eq!(
+            list,
+            [
+                ("4.18.0-553.el8_10.x86_64".to_string(), CellState::Pass),
+                ("4.18.0-513.el8_9.x86_64".to_string(), CellState::Fail),
+                ("3.10.0-1160.el7.x86_64".to_string(), CellState::Pass),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cell_belongs_to_the_breakage_that_fails_on_its_kernel_and_commit() {
+        use crate::now::tests::{breakages, sha};
+        let found = breakages(&[
+            ("4.18.0-513.el8_9.x86_64", "PPP"),
+            ("4.18.0-553.el8_10.x86_64", "PFF"),
+        ]);
+        let b = breakage_of(&found, &kernel("4.18.0-553.el8_10.x86_64"), &sha(3));
+        assert_eq!(b.map(|b| b.first_bad_commit.clone()), Some(sha(2)));
+        assert!(breakage_of(&found, &kernel("4.18.0-553.el8_10.x86_64"), &sha(1)).is_none());
+        assert!(breakage_of(&found, &kernel("4.18.0-513.el8_9.x86_64"), &sha(3)).is_none());
+        assert_eq!(
+            named_commits(&found[0]),
+            [sha(2).as_str(), sha(1).as_str(), sha(2).as_str()]
+        );
+    }
+
+    #[test]
+    fn a_kernel_update_does_not_start_at_the_commit_it_first_fails_on() {
+        use crate::now::tests::{breakages, sha};
+        let module = breakages(&[("4.18.0-553.el8_10.x86_64", "PF")]);
+        assert!(starts_at_commit(&module[0], &sha(2)));
+        let kernel = breakages(&[
+            ("4.18.0-513.el8_9.x86_64", "PP"),
+            ("4.18.0-553.el8_10.x86_64", "FF"),
+        ]);
+        assert_eq!(kernel[0].first_bad_commit, sha(1));
+        assert!(!starts_at_commit(&kernel[0], &sha(1)));
     }
 }

@@ -1,16 +1,19 @@
 //! The breakages page, and the breakage card the kernel and commit pages reuse.
 
 use super::subscription::{Feeds, Subscribe};
+use super::time::{Reading, When};
 use super::{document, Shell};
+use crate::copy::CopyButton;
 use crate::paths;
 use leptos::prelude::*;
-use trellis_domain::breakage::{Attribution, BisectHint, Breakage, BreakageFilter};
+use std::collections::BTreeMap;
+use trellis_domain::breakage::{Attribution, BisectHint, Breakage, BreakageFilter, NeighbourAxis};
 use trellis_domain::grid::StreamOption;
-use trellis_domain::view::{format_ms, BreakageDetail, Project};
+use trellis_domain::view::{elapsed, BreakageDetail, Project};
 use trellis_domain::{short_sha, Kernel};
 
 /// "1 kernel", "3 kernels".
-fn count(n: usize, noun: &str) -> String {
+pub(super) fn count(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -18,94 +21,146 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
-fn duration(ms: i64) -> String {
-    let h = ms / 3_600_000;
-    if h >= 48 {
-        format!("{} days", h / 24)
-    } else if h >= 1 {
-        format!("{h} h")
-    } else {
-        format!("{} min", (ms / 60_000).max(1))
-    }
-}
-
-fn kernel_link(project: &str, stream: &str, uname: &str) -> impl IntoView {
+/// A kernel of a stream by its `uname -r`, linked to its page.
+pub(super) fn kernel_link(project: &str, stream: &str, uname: &str) -> impl IntoView {
     let href = Kernel::parse(uname, None, Some(stream))
         .map(|k| paths::kernel(project, &k))
         .unwrap_or_default();
     view! { <a href=href><code>{uname.to_string()}</code></a> }
 }
 
-fn commit_link(project: &str, sha: &str) -> impl IntoView {
+/// A commit by its short sha, linked to its page.
+pub(super) fn commit_link(project: &str, sha: &str) -> impl IntoView {
     view! { <a href=paths::commit(project, sha)><code>{short_sha(sha).to_string()}</code></a> }
 }
 
-fn bisect_view(
-    project: &str,
-    stream: &str,
-    axis: &'static str,
-    hint: &BisectHint,
-) -> impl IntoView {
-    let is_commit = hint.command.is_some();
-    let label = |s: &str| {
-        if is_commit {
-            short_sha(s).to_string()
-        } else {
-            s.to_string()
+/// A commit linked, with its subject when the history gives one.
+fn commit_named(project: &str, sha: &str, subjects: &BTreeMap<String, String>) -> impl IntoView {
+    let subject = subjects
+        .get(sha)
+        .map(|s| view! { " " <q class="subject">{s.clone()}</q> });
+    view! { {commit_link(project, sha)}{subject} }
+}
+
+/// What the breakage blames, on the axis that explains it. A kernel update's breakage fails
+/// from the oldest commit tested on that kernel, so no commit is named as its culprit.
+fn culprit(project: &str, b: &Breakage, subjects: &BTreeMap<String, String>) -> impl IntoView {
+    let kernel = kernel_link(project, &b.stream, &b.first_bad_kernel);
+    match b.attribution {
+        Attribution::Kernel => view! { "kernel update " {kernel} }.into_any(),
+        Attribution::Module => {
+            view! { "module commit " {commit_named(project, &b.first_bad_commit, subjects)} }
+                .into_any()
         }
-    };
-    let summary = if hint.adjacent() {
-        format!(
-            "first bad {axis}: {} (last good: {})",
-            label(&hint.first_bad),
-            label(&hint.last_good)
-        )
-    } else {
-        format!(
-            "last good {axis} {}, first bad {}: {} untested between them; test {} next",
-            label(&hint.last_good),
-            label(&hint.first_bad),
-            hint.untested.len(),
-            hint.next.as_deref().map(label).unwrap_or_default()
-        )
-    };
-    let next = hint.next.clone().map(|n| {
-        if is_commit {
-            commit_link(project, &n).into_any()
-        } else {
-            kernel_link(project, stream, &n).into_any()
+        Attribution::Both => view! {
+            "module commit " {commit_named(project, &b.first_bad_commit, subjects)}
+            ", on kernels from " {kernel}
         }
-    });
-    let command = hint.command.clone().filter(|_| !hint.adjacent());
-    view! {
-        <div class="bisect">
-            <p>{summary}{next.map(|n| view! { " → " {n} })}</p>
-            {command.map(|c| view! { <pre class="command"><code>{c}</code></pre> })}
-        </div>
+        .into_any(),
+        Attribution::Unknown => view! {
+            "fails on kernel " {kernel} " at commit "
+            {commit_named(project, &b.first_bad_commit, subjects)}
+            "; no neighbour cell passed"
+        }
+        .into_any(),
     }
 }
 
-/// What a breakage is, where it starts and ends, and what to test next.
-/// `now` (epoch milliseconds) dates how long open breakages have been open.
-pub(super) fn breakage_card(project: &str, d: BreakageDetail, now: i64) -> impl IntoView {
+/// The commit axis's next step. The first bad commit is named above, so only the last good
+/// one, the untested ones between and the `git bisect` line are shown.
+fn commit_step(
+    project: &str,
+    hint: &BisectHint,
+    subjects: &BTreeMap<String, String>,
+) -> impl IntoView {
+    let good = commit_named(project, &hint.last_good, subjects);
+    if hint.adjacent() {
+        return view! { <p>"last good commit " {good} ": the first bad commit is known"</p> }
+            .into_any();
+    }
+    let next = hint
+        .next
+        .as_deref()
+        .map(|n| view! { "; test " {commit_named(project, n, subjects)} " next" });
+    let command = hint.command.clone().map(|c| {
+        view! {
+            <div class="command">
+                <pre><code>{c.clone()}</code></pre>
+                <CopyButton text=c />
+            </div>
+        }
+    });
+    view! {
+        <p>"last good commit " {good} {format!(", {} between", count(hint.untested.len(), "untested commit"))} {next}</p>
+        {command}
+    }
+    .into_any()
+}
+
+/// The kernel axis's next step; the first bad kernel is named above.
+fn kernel_step(project: &str, stream: &str, hint: &BisectHint) -> impl IntoView {
+    let good = kernel_link(project, stream, &hint.last_good);
+    let between = (!hint.adjacent()).then(|| {
+        let next = hint
+            .next
+            .as_deref()
+            .map(|n| view! { "; test " {kernel_link(project, stream, n)} " next" });
+        view! { {format!(", {} between", count(hint.untested.len(), "untested kernel"))} {next} }
+    });
+    view! { <p>"last good kernel " {good} {between}</p> }
+}
+
+/// For a cause that is unknown: the untested neighbour cells whose results tell it.
+fn neighbour_steps(project: &str, b: &Breakage) -> impl IntoView {
+    b.next_cells
+        .iter()
+        .map(|n| {
+            let href = Kernel::parse(&n.kernel, None, Some(&b.stream))
+                .map(|k| paths::cell(project, &k, &n.commit))
+                .unwrap_or_default();
+            let blames = match n.axis {
+                NeighbourAxis::Kernel => "a pass there blames the kernel update",
+                NeighbourAxis::Commit => "a pass there blames a module commit",
+            };
+            view! {
+                <p>"test " <a href=href><code>{n.kernel.clone()}</code>" at "<code>{short_sha(&n.commit).to_string()}</code></a>
+                {format!(": {blames}")}</p>
+            }
+        })
+        .collect_view()
+}
+
+/// What a breakage is, what caused it, and what to test next.
+/// `now` (epoch milliseconds) dates its opening and how long it has been open.
+pub(super) fn breakage_card(
+    project: &str,
+    d: BreakageDetail,
+    subjects: &BTreeMap<String, String>,
+    now: i64,
+) -> impl IntoView {
     let b: Breakage = d.breakage;
     let state = if b.open { "open" } else { "fixed" };
     let fixed = match (&b.fixed_by_commit, &b.fixed_by_kernel) {
-        (Some(c), _) => {
-            Some(view! { <span>"fixed by commit " {commit_link(project, c)}</span> }.into_any())
-        }
+        (Some(c), _) => Some(
+            view! { <span>" · fixed by module commit " {commit_named(project, c, subjects)}</span> }
+                .into_any(),
+        ),
         (None, Some(k)) => Some(
-            view! { <span>"fixed in kernel " {kernel_link(project, &b.stream, k)}</span> }
+            view! { <span>" · fixed in kernel " {kernel_link(project, &b.stream, k)}</span> }
                 .into_any(),
         ),
         _ => None,
     };
     let ttf = match (b.open, b.time_to_fix_ms, b.opened_at) {
-        (false, Some(ms), _) => Some(format!(" after {}", duration(ms))),
-        (true, _, Some(opened)) => Some(format!(" · open for {}", duration(now - opened))),
+        (false, Some(ms), _) => Some(format!(" after {}", elapsed(ms)).into_any()),
+        (true, _, Some(opened)) => Some(
+            view! { " · open for " <When at=opened now=now reading=Reading::Since /> }.into_any(),
+        ),
         _ => None,
     };
-    let opened = b.opened_at.map(|t| format!("opened {}", format_ms(t)));
+    let opened = b
+        .opened_at
+        .map(|t| view! { "opened " <When at=t now=now /> });
     let signature = b.signature.clone().map(|s| {
         view! { <p class="signature"><a href=paths::signature(project, &s)><code>{s.clone()}</code></a></p> }
     });
@@ -117,31 +172,40 @@ pub(super) fn breakage_card(project: &str, d: BreakageDetail, now: i64) -> impl 
     let commit_hint = b
         .commit_bisect
         .as_ref()
-        .map(|h| bisect_view(project, &b.stream, "commit", h));
+        .map(|h| commit_step(project, h, subjects));
     let kernel_hint = b
         .kernel_bisect
         .as_ref()
-        .map(|h| bisect_view(project, &b.stream, "kernel", h));
+        .map(|h| kernel_step(project, &b.stream, h));
+    let kernels = b
+        .kernels
+        .iter()
+        .map(|k| view! { <li>{kernel_link(project, &b.stream, k)}</li> })
+        .collect_view();
     view! {
         <section class=format!("breakage {state}") id=b.id.clone()>
             <h2>
                 <span class=format!("badge {state}")>{state}</span>
                 " "{b.stream_label.clone()}": "{b.attribution.description()}
             </h2>
-            <p>
-                "first failing: kernel " {kernel_link(project, &b.stream, &b.first_bad_kernel)}
-                " at commit " {commit_link(project, &b.first_bad_commit)}
-                {format!(
-                    " · {} × {}, {}",
+            <p class="culprit">{culprit(project, &b, subjects)}</p>
+            <p class="times">{opened}{fixed}{ttf}</p>
+            {signature}
+            <div class="next-step">
+                <h3>{if b.open { "Next step" } else { "Where it started" }}</h3>
+                {commit_hint}
+                {kernel_hint}
+                {neighbour_steps(project, &b)}
+            </div>
+            <details class="kernels">
+                <summary>{format!(
+                    "{} × {}, {}",
                     count(b.kernels.len(), "kernel"),
                     count(b.commits.len(), "commit"),
                     count(b.failing_cells, "failing cell")
-                )}
-            </p>
-            <p class="times">{opened}" "{fixed}{ttf}</p>
-            {signature}
-            {commit_hint}
-            {kernel_hint}
+                )}</summary>
+                <ul class="kernel-list">{kernels}</ul>
+            </details>
             {excerpt}
         </section>
     }
@@ -150,6 +214,7 @@ pub(super) fn breakage_card(project: &str, d: BreakageDetail, now: i64) -> impl 
 pub fn render_breakages(
     project: Project,
     breakages: Vec<BreakageDetail>,
+    subjects: BTreeMap<String, String>,
     filter: BreakageFilter,
     streams: Vec<StreamOption>,
     now: i64,
@@ -173,10 +238,10 @@ pub fn render_breakages(
             .collect_view();
         let cards = breakages
             .into_iter()
-            .map(|d| breakage_card(&name, d, now))
+            .map(|d| breakage_card(&name, d, &subjects, now))
             .collect_view();
         view! {
-            <Shell title=format!("Breakages · {name}") demo=project.demo feeds=feeds.clone()>
+            <Shell title=format!("Breakages · {name}") demo=project.demo feeds=feeds.clone() islands=true>
                 <nav class="crumbs"><a href=paths::project(&name)>{name.clone()}</a>" / breakages"</nav>
                 <h1>"Breakages"</h1>
                 {updating.then(|| view! {
@@ -235,7 +300,15 @@ mod tests {
             attribution: Some(Attribution::Kernel),
             ..BreakageFilter::default()
         };
-        let html = render_breakages(project, Vec::new(), filter, Vec::new(), 0, false);
+        let html = render_breakages(
+            project,
+            Vec::new(),
+            BTreeMap::new(),
+            filter,
+            Vec::new(),
+            0,
+            false,
+        );
         let (_, select) = html.split_once("<select name=\"attribution\">").unwrap();
         let (mut rest, _) = select.split_once("</select>").unwrap();
         let mut options = Vec::new();

@@ -1,12 +1,13 @@
 //! The kernel, commit and signature pages: one axis of the grid, or one error, at a time.
 
-use super::breakages::breakage_card;
+use super::breakages::{breakage_card, commit_link, count, kernel_link};
+use super::time::When;
 use super::{document, state_class, ScrollRegion, Shell};
 use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::breakage::Breakage;
 use trellis_domain::kernel::stream_label;
-use trellis_domain::view::{format_ms, CommitChanges, KernelHistory, SignatureCells};
+use trellis_domain::view::{CommitChanges, KernelHistory, SignatureCells, StoredCommit};
 use trellis_domain::{short_sha, CellState};
 
 pub fn render_kernel(h: KernelHistory, now: i64) -> String {
@@ -25,7 +26,7 @@ pub fn render_kernel(h: KernelHistory, now: i64) -> String {
                         <td class=state_class(state)>
                             <a href=links.cell(&commit.sha)>{format!("{} {}", state.symbol(), state.as_str())}</a>
                         </td>
-                        <td><a href=paths::commit(&project, &commit.sha)><code>{commit.short_sha().to_string()}</code></a></td>
+                        <td>{commit_link(&project, &commit.sha)}</td>
                         <td>{commit.subject.clone().unwrap_or_default()}</td>
                         <td>{cell.counts.describe()}</td>
                         <td class="signature">{cell.signature.clone().unwrap_or_default()}</td>
@@ -34,15 +35,16 @@ pub fn render_kernel(h: KernelHistory, now: i64) -> String {
             })
             .collect_view();
         let count = h.breakages.len();
+        let subjects = h.subjects;
         let cards = h
             .breakages
             .into_iter()
-            .map(|d| breakage_card(&project, d, now))
+            .map(|d| breakage_card(&project, d, &subjects, now))
             .collect_view();
         view! {
-            <Shell title=uname.clone() demo=h.project.demo>
+            <Shell title=uname.clone() demo=h.project.demo islands=true>
                 <nav class="crumbs"><a href=paths::project(&project)>{project.clone()}</a>" / kernel"</nav>
-                <h1>{uname.clone()}</h1>
+                <h1 class="long-name">{uname.clone()}</h1>
                 <p>{stream_label(&kernel.stream)}</p>
                 <h2>{format!("Breakages ({count})")}</h2>
                 {cards}
@@ -57,6 +59,7 @@ pub fn render_kernel(h: KernelHistory, now: i64) -> String {
     })
 }
 
+/// Breakages as a list of links, each with its cause and first failing kernel.
 fn breakage_links(project: &str, list: &[Breakage]) -> impl IntoView {
     let items = list
         .iter()
@@ -64,73 +67,112 @@ fn breakage_links(project: &str, list: &[Breakage]) -> impl IntoView {
             view! {
                 <li>
                     <a href=paths::breakage(project, &b.id)>{format!("{}: {}", b.stream_label, b.attribution.description())}</a>
-                    {format!(" — {} kernels from {}", b.kernels.len(), b.first_bad_kernel)}
-                    {b.signature.clone().map(|s| view! { " · " <code>{s}</code> })}
+                    {format!(" — {} from ", count(b.kernels.len(), "kernel"))}
+                    {kernel_link(project, &b.stream, &b.first_bad_kernel)}
+                    {b.signature.clone().map(|s| view! { " · " <a href=paths::signature(project, &s)><code>{s.clone()}</code></a> })}
                 </li>
             }
         })
         .collect_view();
-    view! { <ul>{items}</ul> }
+    view! { <ul class="breakage-links">{items}</ul> }
 }
 
-pub fn render_commit(c: CommitChanges) -> String {
+/// A commit linked with its subject, or "none".
+fn commit_line(project: &str, c: Option<&StoredCommit>) -> AnyView {
+    match c {
+        Some(c) => {
+            view! { {commit_link(project, &c.sha)}" "{c.subject.clone().unwrap_or_default()} }
+                .into_any()
+        }
+        None => "none known".into_any(),
+    }
+}
+
+/// Kernels as a wrapped list of links.
+fn kernel_list(project: &str, stream: &str, unames: &[String]) -> impl IntoView {
+    let items = unames
+        .iter()
+        .map(|u| view! { <li>{kernel_link(project, stream, u)}</li> })
+        .collect_view();
+    view! { <ul class="kernel-list">{items}</ul> }
+}
+
+pub fn render_commit(c: CommitChanges, now: i64) -> String {
     document(move || {
         let project = c.project.name.clone();
+        let sha = c.commit.sha.clone();
         let title = format!(
             "{} {}",
             c.commit.short_sha(),
             c.commit.subject.clone().unwrap_or_default()
         );
-        let parent = c.parent.as_ref().map(|p| {
-            view! { <p>"compared with its parent " <a href=paths::commit(&project, &p.sha)><code>{p.short_sha().to_string()}</code></a></p> }
-        });
         let streams = c
             .streams
             .iter()
             .map(|s| {
+                let broke = (!s.broke.is_empty()).then(|| view! {
+                    <p class=state_class(CellState::Fail)>{format!("broke {}:", s.broke.len())}</p>
+                    {kernel_list(&project, &s.stream, &s.broke)}
+                });
+                let fixed = (!s.fixed.is_empty()).then(|| view! {
+                    <p class=state_class(CellState::Pass)>{format!("fixed {}:", s.fixed.len())}</p>
+                    {kernel_list(&project, &s.stream, &s.fixed)}
+                });
+                let quiet = (s.broke.is_empty() && s.fixed.is_empty()).then_some(" · nothing changed");
                 view! {
-                    <tr>
-                        <td>{s.label.clone()}</td>
-                        <td>{s.tested}</td>
-                        <td class=(!s.broke.is_empty()).then_some(state_class(CellState::Fail))>{format!("{} broke", s.broke.len())}" "<small>{s.broke.join(", ")}</small></td>
-                        <td class=(!s.fixed.is_empty()).then_some(state_class(CellState::Pass))>{format!("{} fixed", s.fixed.len())}" "<small>{s.fixed.join(", ")}</small></td>
-                    </tr>
+                    <section class="stream-change">
+                        <h3>{s.label.clone()}<small>{format!(" · {} kernels tested", s.tested)}{quiet}</small></h3>
+                        {broke}
+                        {fixed}
+                    </section>
                 }
             })
             .collect_view();
+        let results = c
+            .results
+            .iter()
+            .map(|r| {
+                let state = r.state;
+                view! {
+                    <li>
+                        <a class=state_class(state) href=paths::cell(&project, &r.kernel, &sha)>{format!("{} {}", state.symbol(), state.as_str())}</a>
+                        " "<code>{r.kernel.uname()}</code>
+                    </li>
+                }
+            })
+            .collect_view();
+        let committed = c
+            .commit
+            .committed_at
+            .map(|t| view! { <When at=t now=now /> });
         view! {
             <Shell title=title.clone() demo=c.project.demo>
                 <nav class="crumbs"><a href=paths::project(&project)>{project.clone()}</a>" / commit"</nav>
-                <h1>{title}</h1>
+                <h1 class="long-name">{title}</h1>
                 <dl class="cell-facts">
-                    <dt>"sha"</dt><dd><code>{c.commit.sha.clone()}</code></dd>
+                    <dt>"sha"</dt><dd><code>{sha.clone()}</code></dd>
                     <dt>"author"</dt><dd>{c.commit.author.clone().unwrap_or_default()}</dd>
-                    <dt>"committed"</dt><dd>{c.commit.committed_at.map(format_ms).unwrap_or_default()}</dd>
+                    <dt>"committed"</dt><dd>{committed}</dd>
+                    <dt>"parent"</dt><dd>{commit_line(&project, c.parent.as_ref())}</dd>
+                    <dt>"child"</dt><dd>{commit_line(&project, c.child.as_ref())}</dd>
                 </dl>
-                {parent}
-                <h2>"Per stream"</h2>
-                <ScrollRegion label="Per stream"><table class="history">
-                    <thead><tr><th>"stream"</th><th>"kernels tested"</th><th>"broke"</th><th>"fixed"</th></tr></thead>
-                    <tbody>{streams}</tbody>
-                </table></ScrollRegion>
+                <h2>"Compared with its parent"</h2>
+                {streams}
                 <h2>{format!("Breakages that start here ({})", c.opened.len())}</h2>
                 {breakage_links(&project, &c.opened)}
                 <h2>{format!("Breakages this commit fixed ({})", c.closed.len())}</h2>
                 {breakage_links(&project, &c.closed)}
+                <h2>{format!("Results on this commit ({} kernels)", c.results.len())}</h2>
+                <ul class="results">{results}</ul>
             </Shell>
         }
         .into_any()
     })
 }
 
-pub fn render_signature(s: SignatureCells) -> String {
+pub fn render_signature(s: SignatureCells, now: i64) -> String {
     document(move || {
         let project = s.project.name.clone();
-        let summary = format!(
-            "This error {}; first seen {}.",
-            s.one_line(),
-            format_ms(s.first_seen)
-        );
         let rows = s
             .cells
             .iter()
@@ -140,18 +182,34 @@ pub fn render_signature(s: SignatureCells) -> String {
                         <td><a href=paths::kernel(&project, &cell.kernel)>{cell.kernel.uname()}</a></td>
                         <td>{stream_label(&cell.kernel.stream)}</td>
                         <td><a href=paths::cell(&project, &cell.kernel, &cell.sha)><code>{short_sha(&cell.sha).to_string()}</code></a></td>
-                        <td>{format_ms(cell.last_seen)}</td>
+                        <td><When at=cell.last_seen now=now /></td>
                     </tr>
                 }
             })
             .collect_view();
+        let range = match (&s.first_commit, &s.last_commit) {
+            (Some(first), Some(last)) if first.sha == last.sha => {
+                view! { <p>"Seen on commit " {commit_line(&project, Some(first))}"."</p> }
+                    .into_any()
+            }
+            (Some(first), Some(last)) => view! {
+                <p>"Seen on commits from " {commit_line(&project, Some(first))}
+                " to " {commit_line(&project, Some(last))}" (git order)."</p>
+            }
+            .into_any(),
+            _ => ().into_any(),
+        };
         view! {
             <Shell title="Error signature".to_string() demo=s.project.demo>
                 <nav class="crumbs"><a href=paths::project(&project)>{project.clone()}</a>" / signature"</nav>
                 <h1>"Error signature"</h1>
                 <p class="signature"><code>{s.signature.clone()}</code></p>
-                <p>{summary}</p>
-                {s.excerpt.clone().map(|e| view! { <details><summary>"latest excerpt"</summary><pre class="log" tabindex="0">{e}</pre></details> })}
+                <p>"This error "{s.one_line()}"; first seen "<When at=s.first_seen now=now />"."</p>
+                {range}
+                <h2>{format!("Breakages with this error ({})", s.breakages.len())}</h2>
+                {breakage_links(&project, &s.breakages)}
+                {s.excerpt.clone().map(|e| view! { <h2>"Latest excerpt"</h2><pre class="log" tabindex="0">{e}</pre> })}
+                <h2>"Cells with this error"</h2>
                 <ScrollRegion label="Kernels with this error"><table class="history">
                     <thead><tr><th>"kernel"</th><th>"stream"</th><th>"commit"</th><th>"last seen"</th></tr></thead>
                     <tbody>{rows}</tbody>

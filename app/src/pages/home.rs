@@ -1,41 +1,59 @@
-//! The home page: every project with the health of its newest tested commit.
+//! The home page: every project with the health of its newest tested commit (linked to what
+//! fails there) and what is broken in it now. Demo projects carry their own label, so the
+//! page never says "demo data" over real projects.
 
+use super::now::NowSummary;
 use super::subscription::Feeds;
 use super::{document, Shell};
 use crate::paths;
 use leptos::prelude::*;
+use trellis_domain::now::BrokenNow;
 use trellis_domain::view::ProjectSummary;
 
-pub fn render_home(projects: Vec<ProjectSummary>) -> String {
+fn project_view(p: ProjectSummary, now: BrokenNow, at: i64) -> impl IntoView {
+    let name = p.project.name.clone();
+    let health = match &p.latest {
+        Some(h) => {
+            let failing = h.cells.fail + h.flaky > 0;
+            let class = if failing { "health failing" } else { "health" };
+            let symbol = if failing { "✗ " } else { "✓ " };
+            view! {
+                <a class=class href=paths::commit(&name, &h.commit.sha)>{symbol}{h.one_line()}</a>
+            }
+            .into_any()
+        }
+        None => view! { <span class="health">"no reports yet"</span> }.into_any(),
+    };
+    let demo = p.project.demo.then(|| {
+        view! {
+            <span class="badge demo">"demo data"</span>
+            <p class="demo-note">"Demo data: the commits and kernel versions are real; every result is simulated."</p>
+        }
+    });
+    view! {
+        <li class="project">
+            <a class="project-name" href=paths::project(&name)>{name.clone()}</a>
+            {health}
+            <span class="counts">
+                {format!("{} kernels · {} commits · {} reports", p.kernels, p.commits, p.reports)}
+            </span>
+            {demo}
+            {(!p.project.description.is_empty()).then(|| view! { <p class="description">{p.project.description.clone()}</p> })}
+            <NowSummary now=now at=at />
+        </li>
+    }
+}
+
+/// `at`: the time now (epoch milliseconds), for the age of results and breakages.
+pub fn render_home(projects: Vec<(ProjectSummary, BrokenNow)>, at: i64) -> String {
     document(move || {
-        let any_demo = projects.iter().any(|p| p.project.demo);
         let empty = projects.is_empty();
         let items = projects
             .into_iter()
-            .map(|p| {
-                let health = p
-                    .latest
-                    .as_ref()
-                    .map(|h| h.one_line())
-                    .unwrap_or_else(|| "no reports yet".to_string());
-                let failing = p.latest.as_ref().is_some_and(|h| h.cells.fail + h.flaky > 0);
-                view! {
-                    <li class="project">
-                        <a class="project-name" href=paths::project(&p.project.name)>{p.project.name.clone()}</a>
-                        {p.project.demo.then(|| view! { <span class="badge demo">"demo data"</span> })}
-                        <span class=if failing { "health failing" } else { "health" }>
-                            {if failing { "✗ " } else { "✓ " }}{health}
-                        </span>
-                        <span class="counts">
-                            {format!("{} kernels · {} commits · {} reports", p.kernels, p.commits, p.reports)}
-                        </span>
-                        {(!p.project.description.is_empty()).then(|| view! { <p class="description">{p.project.description.clone()}</p> })}
-                    </li>
-                }
-            })
+            .map(|(p, now)| project_view(p, now, at))
             .collect_view();
         view! {
-            <Shell title="Projects".to_string() demo=any_demo feeds=Feeds::of(None, &[])>
+            <Shell title="Projects".to_string() feeds=Feeds::of(None, &[])>
                 <h1>"Projects"</h1>
                 {empty.then(|| view! {
                     <p>"No project has reported yet. Add a runner with "<code>"trellis runner add NAME"</code>

@@ -6,13 +6,16 @@ mod cell;
 mod grid;
 mod history;
 mod home;
+mod now;
 mod subscription;
+mod time;
 
 pub use breakages::render_breakages;
 pub use cell::render_cell;
 pub use grid::render_grid;
 pub use history::{render_commit, render_kernel, render_signature};
 pub use home::render_home;
+pub use now::NowSummary;
 pub use subscription::{render_message, Feeds, Subscribe};
 
 use hydration_context::SsrSharedContext;
@@ -50,7 +53,6 @@ pub(super) fn status_class(status: Status) -> &'static str {
     state_class(status.into())
 }
 
-/// The frame of every page. `islands` adds the hydration script (only the grid needs it).
 /// A wide table in a box that scrolls sideways on a narrow screen; named and reachable by
 /// keyboard, so its hidden part can be scrolled without a mouse.
 #[component]
@@ -58,6 +60,10 @@ fn ScrollRegion(label: &'static str, children: Children) -> impl IntoView {
     view! { <div class="table-scroll" tabindex="0" role="region" aria-label=label>{children()}</div> }
 }
 
+/// The frame of every page: a skip link to `<main id="content">`, the header, the demo banner
+/// where the page shows demo data. `islands` adds the hydration script (only the grid needs it).
+/// The theme follows the system's light or dark setting (`color-scheme`, and the stylesheet's
+/// `prefers-color-scheme`), declared before the stylesheet so nothing flashes white.
 #[component]
 fn Shell(
     title: String,
@@ -73,6 +79,7 @@ fn Shell(
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
                 <title>{format!("{title} · Trellis")}</title>
                 <link rel="stylesheet" href=concat!("/pkg/trellis.css?v=", env!("CARGO_PKG_VERSION")) />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
@@ -80,6 +87,7 @@ fn Shell(
                 {islands.then(|| view! { <HydrationScripts options=island_options() islands=true /> })}
             </head>
             <body>
+                <a class="skip-link" href="#content">"Skip to content"</a>
                 <header class="top">
                     <a class="brand" href="/">"Trellis"</a>
                     <span class="tagline">"kernel module compatibility CI"</span>
@@ -91,7 +99,7 @@ fn Shell(
                         "The commits and kernel versions are real; every result is simulated."
                     </aside>
                 })}
-                <main>{children()}</main>
+                <main id="content" tabindex="-1">{children()}</main>
             </body>
         </html>
     }

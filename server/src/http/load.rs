@@ -4,13 +4,15 @@
 use super::AppState;
 use crate::error::ApiError;
 use crate::storage::Computed;
+use std::collections::BTreeMap;
 use trellis_domain::breakage::BreakageFilter;
 use trellis_domain::events::{BreakageEvent, EventPage, FeedFilter};
 use trellis_domain::grid::{page_from_pairs, Grid, GridFilter, QueryError, StreamOption};
 use trellis_domain::kernel::{stream_cmp, stream_label};
+use trellis_domain::now::BrokenNow;
 use trellis_domain::view::{
-    BreakageDetail, CellDetail, CommitChanges, KernelHistory, Project, SignatureCells,
-    StoredCommit, StoredKernel,
+    named_commits, BreakageDetail, CellDetail, CommitChanges, KernelHistory, Project,
+    ProjectSummary, SignatureCells, StoredCommit, StoredKernel,
 };
 use trellis_domain::Kernel;
 
@@ -100,12 +102,48 @@ pub(super) async fn cell(
     Ok(state.storage.cell(project, kernel, commit).await?)
 }
 
+/// One report's log, as stored: the raw-log download of the cell page.
+pub(super) async fn report_log(
+    state: &AppState,
+    project: &str,
+    stream: &str,
+    kernel: &str,
+    sha: &str,
+    report: i64,
+) -> Result<String, ApiError> {
+    let project = project_named(state, project).await?;
+    let kernel = find_kernel(state, &project, stream, kernel).await?;
+    let commit = find_commit(state, &project, sha).await?;
+    state
+        .storage
+        .report_log(&kernel, &commit, report)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("this cell has no report {report}")))
+}
+
+/// What is broken now in a project: the summary that opens its home entry and grid page.
+pub(super) async fn now(state: &AppState, project: &Project) -> Result<BrokenNow, ApiError> {
+    Ok(state.storage.broken_now(project).await?)
+}
+
+/// Every project with its health and what is broken in it now: the home page.
+pub(super) async fn home(state: &AppState) -> Result<Vec<(ProjectSummary, BrokenNow)>, ApiError> {
+    let mut out = Vec::new();
+    for summary in state.storage.project_summaries().await? {
+        let now = now(state, &summary.project).await?;
+        out.push((summary, now));
+    }
+    Ok(out)
+}
+
 /// The breakages a query asks for, and what the breakages page shows around them.
 pub(super) struct BreakageSelection {
     pub project: Project,
     /// The filter, which the page shows back.
     pub filter: BreakageFilter,
     pub breakages: Vec<BreakageDetail>,
+    /// Subjects of the commits the breakages name.
+    pub subjects: BTreeMap<String, String>,
     /// The streams that have breakages, which the page offers.
     pub streams: Vec<StreamOption>,
     /// The computed set they were filtered from: the revision it reflects and how fresh it is.
@@ -135,10 +173,18 @@ pub(super) async fn breakages(
         .storage
         .with_excerpts(all.iter().filter(|b| filter.keeps(b)))
         .await?;
+    let subjects = state
+        .storage
+        .commit_subjects(
+            &project,
+            breakages.iter().flat_map(|d| named_commits(&d.breakage)),
+        )
+        .await?;
     Ok(BreakageSelection {
         project,
         filter,
         breakages,
+        subjects,
         streams,
         computed,
     })

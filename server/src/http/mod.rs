@@ -99,6 +99,10 @@ pub fn router(state: AppState) -> Router {
             "/p/{project}/cell/{stream}/{kernel}/{sha}",
             get(pages::cell),
         )
+        .route(
+            "/p/{project}/cell/{stream}/{kernel}/{sha}/reports/{id}/log.txt",
+            get(pages::report_log),
+        )
         .nest_service(
             "/pkg",
             tower::ServiceBuilder::new()

@@ -7,7 +7,7 @@ use super::AppState;
 use crate::error::{ApiError, PageError};
 use crate::storage::now_ms;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::{header, HeaderMap, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use trellis_domain::breakage::BreakageFilter;
 use trellis_domain::GridFilter;
 
 pub async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> {
-    let projects = state.storage.project_summaries().await?;
-    Ok(Html(trellis_app::pages::render_home(projects)))
+    let projects = load::home(&state).await?;
+    Ok(Html(trellis_app::pages::render_home(projects, now_ms())))
 }
 
 pub async fn grid(
@@ -30,9 +30,12 @@ pub async fn grid(
     let key = page_cache::key(uri.path(), &pairs, &reads);
     let page = cached(&state, &name, key, || async {
         let (project, grid) = load::grid(&state, &name, &pairs).await?;
+        let now = load::now(&state, &project).await?;
         Ok(trellis_app::pages::render_grid(
             project,
             grid,
+            now,
+            now_ms(),
             state.config.grid_commits,
         ))
     })
@@ -45,7 +48,22 @@ pub async fn cell(
     PagePath((project, stream, kernel, sha)): PagePath<(String, String, String, String)>,
 ) -> Result<Html<String>, PageError> {
     let detail = load::cell(&state, &project, &stream, &kernel, &sha).await?;
-    Ok(Html(trellis_app::pages::render_cell(detail)))
+    Ok(Html(trellis_app::pages::render_cell(detail, now_ms())))
+}
+
+/// One report's log as plain text, downloaded as a file.
+pub async fn report_log(
+    State(state): State<AppState>,
+    PagePath((project, stream, kernel, sha, id)): PagePath<(String, String, String, String, i64)>,
+) -> Result<Response, PageError> {
+    let log = load::report_log(&state, &project, &stream, &kernel, &sha, id).await?;
+    let disposition = format!("attachment; filename=\"trellis-report-{id}.log\"");
+    let text = "text/plain; charset=utf-8".to_string();
+    let headers = [
+        (header::CONTENT_TYPE, text),
+        (header::CONTENT_DISPOSITION, disposition),
+    ];
+    Ok((headers, log).into_response())
 }
 
 pub async fn breakages(
@@ -62,6 +80,7 @@ pub async fn breakages(
         Ok(trellis_app::pages::render_breakages(
             selection.project,
             selection.breakages,
+            selection.subjects,
             selection.filter,
             selection.streams,
             now_ms(),
@@ -113,6 +132,7 @@ pub async fn commit(
 ) -> Result<Html<String>, PageError> {
     Ok(Html(trellis_app::pages::render_commit(
         load::commit(&state, &project, &sha).await?,
+        now_ms(),
     )))
 }
 
@@ -122,6 +142,7 @@ pub async fn signature(
 ) -> Result<Html<String>, PageError> {
     Ok(Html(trellis_app::pages::render_signature(
         load::signature(&state, &project, &id).await?,
+        now_ms(),
     )))
 }
 

@@ -350,16 +350,32 @@ pub struct GridQuery {
     /// Case-insensitive substring of the kernel's uname -r.
     #[param(nullable = false)]
     pub q: Option<String>,
+    #[param(schema_with = every_commit_values)]
+    pub all: Option<String>,
     #[param(schema_with = page_number)]
     pub page: Option<u32>,
 }
 
+/// The values a yes/no grid parameter takes.
+const YES_NO: [&str; 9] = ["1", "true", "on", "yes", "0", "false", "off", "no", ""];
+
 // A parameter whose schema is made by a function keeps no doc comment: these carry their own.
 fn failing_values() -> Object {
-    string_enum(["1", "true", "on", "yes", "0", "false", "off", "no", ""])
+    string_enum(YES_NO)
         .description(Some(
-            "1, true, on or yes: only rows with a failing or flaky cell among the shown commits; \
-             0, false, off, no or empty: every row. Any other value is a 400.",
+            "1, true, on or yes: only rows failing now (failing or flaky at the newest tested \
+             commit shown, or in an open breakage); 0, false, off, no or empty: every row. Any \
+             other value is a 400.",
+        ))
+        .build()
+}
+
+fn every_commit_values() -> Object {
+    string_enum(YES_NO)
+        .description(Some(
+            "1, true, on or yes: a column for every commit; 0, false, off, no or empty: tested \
+             commits only, the untested ones counted in untested_before and untested_after. Any \
+             other value is a 400.",
         ))
         .build()
 }
@@ -370,7 +386,8 @@ fn page_number() -> Object {
         .minimum(Some(0))
         .maximum(Some(MAX_PAGE))
         .description(Some(
-            "0 = the newest commits; each page is TRELLIS_GRID_COMMITS columns.",
+            "0 = the newest commits; each page is TRELLIS_GRID_COMMITS columns (tested commits \
+             unless all=1).",
         ))
         .build()
 }

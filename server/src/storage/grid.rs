@@ -1,14 +1,15 @@
-//! The grid page: one page of commits against every kernel, cached per project revision and
-//! brought up to date from the kernels and cells changed since.
+//! The grid page: one page of commits (the tested ones, or every one) against every kernel,
+//! cached per project revision and brought up to date from the kernels and cells changed since.
 
 use super::rows::{
-    cell_from, column_from, kernel_from, CELL_COLUMNS, COMMIT_COLUMNS, COMMIT_ORDER, KERNEL_COLUMNS,
+    cell_from, column_from, kernel_from, read_bool, CELL_COLUMNS, COMMIT_COLUMNS, COMMIT_ORDER,
+    KERNEL_COLUMNS,
 };
 use super::{placeholders, Result, Storage};
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use trellis_domain::grid::{CellEntry, Grid, GridFilter};
+use trellis_domain::grid::{column_page, BreakageMarks, CellEntry, ColumnPage, Grid, GridFilter};
 use trellis_domain::view::Project;
 use trellis_domain::view::{StoredCommit, StoredKernel};
 
@@ -16,9 +17,14 @@ use trellis_domain::view::{StoredCommit, StoredKernel};
 pub(super) struct GridData {
     kernels: Vec<StoredKernel>,
     columns: Vec<StoredCommit>,
+    placement: ColumnPage,
     cells: Vec<CellEntry>,
-    has_older: bool,
+    /// The commits tested when it was read: a cell on another one moves the columns.
+    tested: HashSet<i64>,
 }
+
+/// A cached grid page: project id, page, commits per page, and whether every commit is a column.
+pub(super) type GridKey = (i64, u32, u32, bool);
 
 /// Grid pages kept in the cache (0 is the newest commits).
 const CACHED_PAGES: u32 = 8;
@@ -34,7 +40,8 @@ impl Storage {
         per_page: u32,
     ) -> Result<Grid> {
         let revision = self.revision(project.id).await?;
-        let key = (project.id, page, per_page);
+        let every_commit = filter.every_commit;
+        let key = (project.id, page, per_page, every_commit);
         let data = match self.grid_cache.latest(&key) {
             Some((seen, data)) if seen == revision => data,
             cached => {
@@ -44,7 +51,10 @@ impl Storage {
                 };
                 let data = match refreshed {
                     Some(data) => data,
-                    None => self.load_grid(project, page, per_page).await?,
+                    None => {
+                        self.load_grid(project, page, per_page, every_commit)
+                            .await?
+                    }
                 };
                 let data = Arc::new(data);
                 // Readers live on the first pages; caching any page number a client names
@@ -55,27 +65,25 @@ impl Storage {
                 data
             }
         };
-        let starts = match self.recent_breakages(project, revision) {
-            Some(breakages) => breakages
-                .iter()
-                .map(|b| (b.start_kernel_id, b.start_commit_id))
-                .collect(),
-            None => HashSet::new(),
-        };
+        let marks = self
+            .recent_breakages(project, revision)
+            .map(|breakages| BreakageMarks::of(&breakages))
+            .unwrap_or_default();
         Ok(Grid::build(
             &project.name,
             data.kernels.clone(),
             data.columns.clone(),
+            &data.placement,
             data.cells.clone(),
             filter,
             page,
-            data.has_older,
-            &starts,
+            &marks,
         ))
     }
 
     /// Brings a cached grid page up to date by reading only the kernels and cells changed since
-    /// revision `seen`; `None` when the commits changed (the columns may move: reload it all).
+    /// revision `seen`; `None` when the commits changed or a commit was tested for the first
+    /// time (the columns may move: reload it all).
     async fn refresh_grid(
         &self,
         project: &Project,
@@ -84,6 +92,18 @@ impl Storage {
     ) -> Result<Option<GridData>> {
         if data.columns.is_empty() || self.history_changed_since(project, seen).await? {
             return Ok(None);
+        }
+        let touched = sqlx::query(
+            "SELECT DISTINCT commit_id FROM cells WHERE project_id = $1 AND revision > $2",
+        )
+        .bind(project.id)
+        .bind(seen)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &touched {
+            if !data.tested.contains(&row.try_get::<i64, _>(0)?) {
+                return Ok(None);
+            }
         }
         let mut kernels = data.kernels.clone();
         let new_kernels = sqlx::query(AssertSqlSafe(format!(
@@ -127,49 +147,87 @@ impl Storage {
         Ok(Some(GridData {
             kernels,
             columns: data.columns.clone(),
+            placement: data.placement.clone(),
             cells,
-            has_older: data.has_older,
+            tested: data.tested.clone(),
         }))
     }
 
-    async fn load_grid(&self, project: &Project, page: u32, per_page: u32) -> Result<GridData> {
+    async fn load_grid(
+        &self,
+        project: &Project,
+        page: u32,
+        per_page: u32,
+        every_commit: bool,
+    ) -> Result<GridData> {
         let kernels = self.project_kernels(project).await?;
-        let mut columns = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 {COMMIT_ORDER} LIMIT $2 OFFSET $3"
+        // The whole history in git order, each commit flagged tested: the page's columns and
+        // the untested runs between them are chosen from it.
+        let history = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, CAST(CASE WHEN EXISTS (SELECT 1 FROM cells WHERE cells.commit_id = commits.id)
+                     THEN 1 ELSE 0 END AS BIGINT) AS tested
+             FROM commits WHERE project_id = $1 {COMMIT_ORDER}"
         )))
         .bind(project.id)
-        .bind(i64::from(per_page) + 1)
-        .bind(i64::from(page) * i64::from(per_page))
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(column_from)
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, read_bool(row, 1)?)))
         .collect::<Result<Vec<_>>>()?;
-        let has_older = columns.len() > per_page as usize;
-        columns.truncate(per_page as usize);
+        let tested = history
+            .iter()
+            .filter(|(_, t)| *t)
+            .map(|(id, _)| *id)
+            .collect();
+        let placement = column_page(&history, page, per_page, every_commit);
+        if placement.ids.is_empty() {
+            return Ok(GridData {
+                kernels,
+                columns: Vec::new(),
+                placement,
+                cells: Vec::new(),
+                tested,
+            });
+        }
+        let mut query = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits WHERE id IN ({})",
+            placeholders(1, placement.ids.len())
+        )));
+        for id in &placement.ids {
+            query = query.bind(*id);
+        }
+        let mut by_id: HashMap<i64, StoredCommit> = query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| column_from(row).map(|c| (c.id, c)))
+            .collect::<Result<_>>()?;
+        let columns = placement
+            .ids
+            .iter()
+            .filter_map(|id| by_id.remove(id))
+            .collect();
 
-        let cells = if columns.is_empty() {
-            Vec::new()
-        } else {
-            let sql = format!(
-                "SELECT {CELL_COLUMNS} FROM cells WHERE commit_id IN ({})",
-                placeholders(1, columns.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for c in &columns {
-                q = q.bind(c.id);
-            }
-            q.fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(cell_from)
-                .collect::<Result<Vec<_>>>()?
-        };
+        let sql = format!(
+            "SELECT {CELL_COLUMNS} FROM cells WHERE commit_id IN ({})",
+            placeholders(1, placement.ids.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in &placement.ids {
+            q = q.bind(*id);
+        }
+        let cells = q
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(cell_from)
+            .collect::<Result<Vec<_>>>()?;
         Ok(GridData {
             kernels,
             columns,
+            placement,
             cells,
-            has_older,
+            tested,
         })
     }
 }

@@ -1,5 +1,5 @@
-//! Single things by name: a kernel, a commit, one cell with every report and log, and where a
-//! report lives.
+//! Single things by name: a kernel, a commit, one cell with every report and log (and its
+//! neighbours and breakage), one report's log, and where a report lives.
 
 use super::logs::decompress;
 use super::rows::{
@@ -7,10 +7,14 @@ use super::rows::{
 };
 use super::{Result, Storage, StorageError};
 use sqlx::{AssertSqlSafe, Row};
+use trellis_domain::breakage::NeighbourAxis;
 use trellis_domain::grid::CellEntry;
-use trellis_domain::view::{CellDetail, Project, ReportDetail};
+use trellis_domain::view::{
+    breakage_of, previous_in_lane, CellDetail, CellNeighbour, Project, ReportDetail,
+};
 use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::Kernel;
+use trellis_domain::{CellState, CellSummary};
 
 impl Storage {
     /// Finds a kernel of a project by stream and `uname -r`.
@@ -41,27 +45,87 @@ impl Storage {
         row.as_ref().map(column_from).transpose()
     }
 
-    /// All reports of one (kernel, commit), newest first, with their logs.
+    /// The summary of one cell, `None` when untested.
+    async fn cell_summary(&self, kernel_id: i64, commit_id: i64) -> Result<Option<CellSummary>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CELL_COLUMNS} FROM cells WHERE kernel_id = $1 AND commit_id = $2"
+        )))
+        .bind(kernel_id)
+        .bind(commit_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(cell_from).transpose()?.map(|c| c.summary))
+    }
+
+    /// The state of one cell, `None` when untested.
+    async fn cell_state(&self, kernel_id: i64, commit_id: i64) -> Result<Option<CellState>> {
+        Ok(self
+            .cell_summary(kernel_id, commit_id)
+            .await?
+            .map(|s| s.state()))
+    }
+
+    /// A cell's neighbours: the same kernel on the parent commit, and the previous kernel of
+    /// its lane on the same commit.
+    async fn neighbours(
+        &self,
+        project: &Project,
+        kernel: &StoredKernel,
+        commit: &StoredCommit,
+    ) -> Result<Vec<CellNeighbour>> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(parent) = self.parent_commit(project, commit).await? {
+            out.push(CellNeighbour {
+                axis: NeighbourAxis::Commit,
+                kernel: kernel.kernel.clone(),
+                state: self.cell_state(kernel.id, parent.id).await?,
+                sha: parent.sha,
+            });
+        }
+        let kernels = self.project_kernels(project).await?;
+        if let Some(previous) = previous_in_lane(&kernels, &kernel.kernel) {
+            out.push(CellNeighbour {
+                axis: NeighbourAxis::Kernel,
+                kernel: previous.kernel.clone(),
+                sha: commit.sha.clone(),
+                state: self.cell_state(previous.id, commit.id).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One report's log, if the report belongs to this cell.
+    pub async fn report_log(
+        &self,
+        kernel: &StoredKernel,
+        commit: &StoredCommit,
+        report_id: i64,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT l.compressed FROM reports r JOIN logs l ON l.report_id = r.id
+             WHERE r.id = $1 AND r.kernel_id = $2 AND r.commit_id = $3",
+        )
+        .bind(report_id)
+        .bind(kernel.id)
+        .bind(commit.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| decompress(&r.try_get::<Vec<u8>, _>(0)?))
+            .transpose()
+    }
+
+    /// All reports of one (kernel, commit), newest first, with their logs, the cell's
+    /// neighbours and the breakage it is part of.
     pub async fn cell(
         &self,
         project: Project,
         kernel: StoredKernel,
         commit: StoredCommit,
     ) -> Result<CellDetail> {
-        let summary = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CELL_COLUMNS} FROM cells WHERE kernel_id = $1 AND commit_id = $2"
-        )))
-        .bind(kernel.id)
-        .bind(commit.id)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(cell_from)
-        .transpose()?
-        .map(|c| c.summary);
+        let summary = self.cell_summary(kernel.id, commit.id).await?;
         let rows = sqlx::query(
             "SELECT r.id, u.name AS runner, r.run_id, r.status, r.stages, r.metadata, r.started_at, r.finished_at,
-                    r.received_at, l.compressed, l.original_bytes, l.cut_bytes
+                    r.received_at, r.error_line, l.compressed, l.original_bytes, l.cut_bytes
              FROM reports r JOIN runners u ON u.id = r.runner_id JOIN logs l ON l.report_id = r.id
              WHERE r.kernel_id = $1 AND r.commit_id = $2 ORDER BY r.finished_at DESC, r.id DESC",
         )
@@ -88,15 +152,25 @@ impl Storage {
                     log: decompress(&r.try_get::<Vec<u8>, _>("compressed")?)?,
                     log_original_bytes: r.try_get("original_bytes")?,
                     log_cut_bytes: r.try_get("cut_bytes")?,
+                    error_line: r.try_get("error_line")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let neighbours = self.neighbours(&project, &kernel, &commit).await?;
+        let breakage = breakage_of(
+            &self.breakages(&project).await?,
+            &kernel.kernel,
+            &commit.sha,
+        )
+        .cloned();
         Ok(CellDetail {
             project,
             kernel,
             commit,
             summary,
             reports,
+            neighbours,
+            breakage,
         })
     }
 

@@ -30,8 +30,8 @@
 //! feature builds the SQLite bundled with `libsqlite3-sys` (0.37.0 in Cargo.lock: SQLite 3.51.3),
 //! so the version only matters if the build is switched to the system library.
 
-mod badge;
 mod announce;
+mod badge;
 mod breakages;
 mod cache;
 mod commits;
@@ -169,7 +169,7 @@ pub struct Storage {
     queue: writer::IngestQueue,
     /// Tracks writes in progress, so a health check sees a writer that stopped moving.
     pub watchdog: Watchdog,
-    grid_cache: Arc<cache::RevisionCache<(i64, u32, u32), grid::GridData>>,
+    grid_cache: Arc<cache::RevisionCache<grid::GridKey, grid::GridData>>,
     breakage_cache: Arc<cache::RevisionCache<i64, breakages::ProjectBreakages>>,
     /// Projects whose breakages are being recomputed in the background, each with whether
     /// another pass is due when the current one ends.

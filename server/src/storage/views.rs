@@ -1,19 +1,107 @@
-//! The pages built on breakages: a kernel's history, what a commit changed, where a signature
-//! shows, and the excerpts that go with breakages.
+//! The pages built on breakages: what is broken now, a kernel's history, what a commit changed,
+//! where a signature shows, and the excerpts and commit subjects that go with breakages.
 
-use super::rows::{cell_from, column_from, kernel_from, prefixed_cell_columns};
-use super::{values, Result, Storage};
+use super::rows::{cell_from, column_from, kernel_from, prefixed_cell_columns, COMMIT_COLUMNS};
+use super::{placeholders, values, Result, Storage};
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use trellis_domain::breakage::Breakage;
+use trellis_domain::now::BrokenNow;
 use trellis_domain::view::{
-    BreakageDetail, CommitChanges, KernelHistory, Project, SignatureCell, SignatureCells,
-    StreamChange,
+    named_commits, starts_at_commit, BreakageDetail, CommitChanges, KernelHistory, KernelResult,
+    Project, SignatureCell, SignatureCells, StreamChange,
 };
 use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::{CellEntry, CellState};
 
 impl Storage {
+    /// Every open breakage of a project, one line each, and the time of its newest result.
+    pub async fn broken_now(&self, project: &Project) -> Result<BrokenNow> {
+        let all = self.breakages(project).await?;
+        let subjects = self
+            .commit_subjects(
+                project,
+                all.iter().filter(|b| b.open).flat_map(named_commits),
+            )
+            .await?;
+        // The newest report by id (the primary key, read backwards until one of this project's:
+        // no scan of the project's reports on the grid's and home page's path).
+        let newest: Option<i64> = sqlx::query(
+            "SELECT received_at FROM reports WHERE project_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(project.id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+        Ok(BrokenNow::new(&project.name, &all, &subjects, newest))
+    }
+
+    /// The subjects of these commits (those the history names), by sha.
+    pub async fn commit_subjects<'a>(
+        &self,
+        project: &Project,
+        shas: impl Iterator<Item = &'a str>,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut shas: Vec<&str> = shas.collect();
+        shas.sort_unstable();
+        shas.dedup();
+        let mut out = BTreeMap::new();
+        for chunk in shas.chunks(500) {
+            let sql = format!(
+                "SELECT sha, subject FROM commits WHERE project_id = $1 AND subject IS NOT NULL
+                 AND sha IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(project.id);
+            for sha in chunk {
+                q = q.bind(*sha);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A commit's parent (the first by sha: the order of a merge's parents is not stored).
+    pub(super) async fn parent_commit(
+        &self,
+        project: &Project,
+        commit: &StoredCommit,
+    ) -> Result<Option<StoredCommit>> {
+        let sha: Option<String> = sqlx::query(
+            "SELECT parent_sha FROM commit_parents WHERE commit_id = $1 ORDER BY parent_sha LIMIT 1",
+        )
+        .bind(commit.id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+        match sha {
+            Some(sha) => self.commit(project, &sha).await,
+            None => Ok(None),
+        }
+    }
+
+    /// A commit's child (the first by sha), if the history has one.
+    async fn child_commit(
+        &self,
+        project: &Project,
+        commit: &StoredCommit,
+    ) -> Result<Option<StoredCommit>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 AND id IN (
+                SELECT commit_id FROM commit_parents WHERE parent_sha = $2)
+             ORDER BY sha LIMIT 1"
+        )))
+        .bind(project.id)
+        .bind(&commit.sha)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(column_from).transpose()
+    }
+
     /// Breakages for display, each with the error excerpt of its first failing cell.
     pub async fn with_excerpts(
         &self,
@@ -92,31 +180,30 @@ impl Storage {
                     .filter(|b| b.stream == stream && b.kernels.contains(&uname)),
             )
             .await?;
+        let subjects = self
+            .commit_subjects(
+                &project,
+                breakages.iter().flat_map(|d| named_commits(&d.breakage)),
+            )
+            .await?;
         Ok(KernelHistory {
             project,
             kernel,
             cells,
             breakages,
+            subjects,
         })
     }
 
-    /// What a commit broke and fixed compared with a parent (the first by sha: the order of a
-    /// merge's parents is not stored), per stream.
+    /// What a commit broke and fixed compared with its parent, per stream, every kernel's
+    /// result on it, and its place in history.
     pub async fn commit_changes(
         &self,
         project: Project,
         commit: StoredCommit,
     ) -> Result<CommitChanges> {
-        let parent_sha: Option<String> = sqlx::query("SELECT parent_sha FROM commit_parents WHERE commit_id = $1 ORDER BY parent_sha LIMIT 1")
-            .bind(commit.id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-        let parent = match parent_sha {
-            Some(sha) => self.commit(&project, &sha).await?,
-            None => None,
-        };
+        let parent = self.parent_commit(&project, &commit).await?;
+        let child = self.child_commit(&project, &commit).await?;
         let kernels = self.project_kernels(&project).await?;
         let states = |cells: Vec<CellEntry>| -> HashMap<i64, CellState> {
             cells
@@ -130,10 +217,11 @@ impl Storage {
             None => HashMap::new(),
         };
         let streams = StreamChange::between(&kernels, &before, &now);
+        let results = KernelResult::list(&kernels, &now);
         let all = self.breakages(&project).await?;
         let opened = all
             .iter()
-            .filter(|b| b.first_bad_commit == commit.sha)
+            .filter(|b| starts_at_commit(b, &commit.sha))
             .cloned()
             .collect();
         let closed = all
@@ -145,6 +233,8 @@ impl Storage {
             project,
             commit,
             parent,
+            child,
+            results,
             streams,
             opened,
             closed,
@@ -189,13 +279,34 @@ impl Storage {
             .fetch_one(&self.pool)
             .await?
             .try_get("excerpt")?;
-        Ok(Some(SignatureCells::new(
+        // The oldest and newest commit it shows on, in git order.
+        let range = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits WHERE id IN (
+                SELECT commit_id FROM reports WHERE project_id = $1 AND signature_hash = $2)
+             ORDER BY generation, committed_at, id"
+        )))
+        .bind(project.id)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let breakages = self
+            .breakages(&project)
+            .await?
+            .iter()
+            .filter(|b| b.signature.as_deref() == Some(signature.as_str()))
+            .cloned()
+            .collect();
+        let mut found = SignatureCells::new(
             project,
             id.to_string(),
             signature,
             excerpt,
             first_seen,
             cells,
-        )))
+        );
+        found.first_commit = range.first().map(column_from).transpose()?;
+        found.last_commit = range.last().map(column_from).transpose()?;
+        found.breakages = breakages;
+        Ok(Some(found))
     }
 }

@@ -321,7 +321,124 @@ async fn breakages_follow_new_results_of_known_kernels(db: TestDb) {
     );
 }
 
+/// One breakage card of the breakages page, by its id.
+fn card<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no card {id} in {page}"));
+    let end = start + page[start..].find("</section>").unwrap();
+    &page[start..end]
+}
+
+/// The cards name the culprit once, on the axis that explains it, and the next step: the
+/// `git bisect` line with its copy button, or the neighbour cells to test for an unknown cause.
+async fn breakage_cards_name_the_culprit_once_and_the_next_step(db: TestDb) {
+    let h = Harness::new(db).await;
+    push_linear_history(&h, 3).await;
+    let mut n = 0;
+    let result = |kernel: &'static str, distro: &'static str, commit, status| {
+        let log = if status == "fail" {
+            LOG_HEADERS_END
+        } else {
+            "ok\n"
+        };
+        (kernel, distro, commit, status, log)
+    };
+    for (kernel, distro, commit, status, log) in [
+        // EL7: a module commit between 1 (good) and 3 (bad), commit 2 untested.
+        result("3.10.0-1160.el7.x86_64", "el7", 1, "pass"),
+        result("3.10.0-1160.el7.x86_64", "el7", 3, "fail"),
+        // EL9: a kernel update.
+        result("5.14.0-427.el9_4.x86_64", "el9", 3, "pass"),
+        result("5.14.0-503.el9_5.x86_64", "el9", 3, "fail"),
+        // EL8: no passing neighbour on either axis, both neighbours untested.
+        result("4.18.0-513.el8_9.x86_64", "el8", 1, "pass"),
+        result("4.18.0-553.el8_10.x86_64", "el8", 2, "fail"),
+    ] {
+        post_result(&h, kernel, distro, commit, status, log, &mut n).await;
+    }
+    let found = h.breakages().await;
+    let id = |stream: &str| {
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["stream"] == stream)
+            .unwrap_or_else(|| panic!("no {stream} breakage in {found:#}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (status, page) = h.get("/p/wg/breakages").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let module = card(&page, &id("el7"));
+    assert!(module.contains("a module commit broke it"), "{module}");
+    let culprit = format!("href=\"/p/wg/commit/{}\"", sha(3));
+    assert_eq!(module.matches(&culprit).count(), 1, "{module}");
+    assert!(
+        module.contains("<q class=\"subject\">commit 3</q>"),
+        "{module}"
+    );
+    assert!(module.contains(&format!(
+        "<code>git bisect start {} {}</code>",
+        sha(3),
+        sha(1)
+    )));
+    // The copy button waits for JavaScript: hidden in the server's HTML.
+    assert!(
+        module.contains("<button") && module.contains("hidden"),
+        "{module}"
+    );
+    assert!(
+        page.contains("leptos-island"),
+        "the card's button is an island"
+    );
+
+    let kernel = card(&page, &id("el9"));
+    assert!(kernel.contains("a kernel update broke it"), "{kernel}");
+    assert!(
+        kernel.contains("kernel update <a href=\"/p/wg/kernel/el9/5.14.0-503.el9_5.x86_64\">"),
+        "{kernel}"
+    );
+    assert!(
+        !kernel.contains("/p/wg/commit/"),
+        "no culprit commit: {kernel}"
+    );
+
+    let unknown = card(&page, &id("el8"));
+    assert!(unknown.contains("cause unknown"), "{unknown}");
+    for (uname, commit) in [
+        ("4.18.0-513.el8_9.x86_64", 2),
+        ("4.18.0-553.el8_10.x86_64", 1),
+    ] {
+        let cell = format!("href=\"/p/wg/cell/el8/{uname}/{}\"", sha(commit));
+        assert!(unknown.contains(&cell), "{cell} in {unknown}");
+    }
+    assert!(unknown.contains("a pass there blames the kernel update"));
+    assert!(unknown.contains("a pass there blames a module commit"));
+
+    // Commit 3 is the first failing commit of both the EL7 and the EL9 breakage, but only the
+    // module commit's breakage starts there: the kernel update's does not blame it.
+    let (_, commit) = h
+        .json(
+            "GET",
+            &format!("/api/v1/projects/wg/commits/{}", sha(3)),
+            None,
+            None,
+        )
+        .await;
+    let opened: Vec<&str> = commit["opened"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["stream"].as_str().unwrap())
+        .collect();
+    assert_eq!(opened, ["el7"], "{commit:#}");
+}
+
 on_both_backends!(
+    breakage_cards_name_the_culprit_once_and_the_next_step,
     breakages_attributions_and_bisect_hints,
     views_stay_current_as_results_arrive,
     breakages_follow_new_results_of_known_kernels,

@@ -25,7 +25,7 @@ async fn grid_orders_kernels_by_rpm_and_commits_by_git(db: TestDb) {
             StatusCode::CREATED
         );
     }
-    let grid = h.grid("").await;
+    let grid = h.grid("?all=1").await;
     let shas = column_shas(&grid);
     assert_eq!(shas, [sha(5), sha(4), sha(3)]);
     assert_eq!(grid["has_older"], true);
@@ -68,7 +68,7 @@ async fn grid_orders_kernels_by_rpm_and_commits_by_git(db: TestDb) {
     assert_eq!(newest_el8["cells"][0], Value::Null);
     assert_eq!(newest_el8["has_failure"], true);
 
-    let older = h.grid("?page=1").await;
+    let older = h.grid("?page=1&all=1").await;
     let shas = column_shas(&older);
     assert_eq!(
         (shas, older["has_older"].as_bool()),
@@ -77,16 +77,47 @@ async fn grid_orders_kernels_by_rpm_and_commits_by_git(db: TestDb) {
     // Streams stay listed on pages where they have no results.
     assert_eq!(older["groups"].as_array().unwrap().len(), 2);
 
+    // By default only tested commits are columns; the untested ones around them are counted.
+    let tested = h.grid("").await;
+    assert_eq!(column_shas(&tested), [sha(4)]);
+    assert_eq!(
+        (
+            &tested["untested_before"],
+            &tested["untested_after"],
+            &tested["has_older"]
+        ),
+        (&json!(1), &json!([3]), &json!(false))
+    );
+    let (_, page) = h.get("/p/wg").await;
+    assert!(page.contains(">1 untested commit<"), "{page}");
+    assert!(page.contains(">3 untested commits<"), "{page}");
+    assert!(page.contains("tested commits 1–1 (newest first)"), "{page}");
+    let (_, page) = h.get("/p/wg?all=1").await;
+    assert!(!page.contains("untested commit<") && page.contains(">commits 1–3 (newest first)"));
+
+    // A filter cuts what is sent: only the kept rows, with the counts they were kept from.
     let filtered = h.grid("?failing=1&stream=el8").await;
-    let visible: Vec<&str> = filtered["groups"]
+    let kept: Vec<(&str, i64, Vec<&str>)> = filtered["groups"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|g| g["rows"].as_array().unwrap())
-        .filter(|r| r["visible"] == true)
-        .map(|r| r["uname"].as_str().unwrap())
+        .map(|g| {
+            let rows = g["rows"].as_array().unwrap();
+            let unames = rows.iter().map(|r| r["uname"].as_str().unwrap()).collect();
+            (
+                g["stream"].as_str().unwrap(),
+                g["kernels"].as_i64().unwrap(),
+                unames,
+            )
+        })
         .collect();
-    assert_eq!(visible, ["4.18.0-553.5.1.el8_10.x86_64"]);
+    assert_eq!(kept, [("el8", 3, vec!["4.18.0-553.5.1.el8_10.x86_64"])]);
+    assert_eq!(filtered["kernels"], 5);
+    assert_eq!(filtered["streams"].as_array().unwrap().len(), 2);
+    let (_, page) = h.get("/p/wg?failing=1&stream=el8").await;
+    assert_eq!(page.matches("<tr data-kernel=").count(), 1, "{page}");
+    assert!(page.contains(" 1 of 3 kernels"), "{page}");
+    assert!(page.contains("1 of 5 kernels shown"), "{page}");
 
     let (status, err) = h
         .json("GET", "/api/v1/projects/wg/grid?page=-1", None, None)
@@ -138,7 +169,7 @@ async fn git_order_survives_history_arriving_late(db: TestDb) {
         )
         .await;
     assert_eq!(body["new"], 0);
-    let grid = h.grid("").await;
+    let grid = h.grid("?all=1").await;
     let shas = column_shas(&grid);
     assert_eq!(shas, [sha(4), sha(3), sha(2), sha(1)]);
     assert_eq!(grid["columns"][1]["subject"], "commit 3");
