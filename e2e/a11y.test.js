@@ -95,6 +95,7 @@ before(async () => {
   pages['cell (pass)'] = await linkOn(page, grid, 'td.s-pass a[href*="/cell/"]');
   pages.kernel = await linkOn(page, grid, 'a[href*="/kernel/"]');
   pages.commit = await linkOn(page, grid, 'a[href*="/commit/"]');
+  pages['commit search'] = `${grid}/commits?q=v1.0`;
   pages.signature = await linkOn(page, pages.breakages, 'a[href*="/signature/"]');
   pages['error (404)'] = `${grid}/kernel/el8/no-such-kernel`;
   pages['error (unknown project)'] = '/p/no-such-project';

@@ -105,6 +105,10 @@ test('the filter island filters rows instantly and keeps its state in the URL', 
   assert.equal(await page.isVisible('#no-match'), false);
   await page.fill('input[name="q"]', 'no-such-kernel');
   assert.equal(await page.isVisible('#no-match'), true);
+  // Error text is searched too: the rows with a cell that failed with it, whatever their name.
+  await page.fill('input[name="q"]', 'NETIF_napi');
+  rows = await visibleRows(page);
+  assert.ok(rows.length > 0 && rows.every(r => !r.kernel.includes('napi')), JSON.stringify(rows));
 
   await page.fill('input[name="q"]', '');
   await page.check('input[name="failing"]');

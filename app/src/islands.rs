@@ -34,6 +34,8 @@ pub struct CellPatch {
     pub face: CellFace,
     /// The cell now holds a failure (a new result, so its row fails now).
     pub failing: bool,
+    /// The cell's error signature, which the search finds its row by.
+    pub signature: Option<String>,
 }
 
 /// Where the live stream stands, as the status line tells it.
@@ -171,11 +173,11 @@ pub fn FilterBar(
             "only rows failing now (at the newest tested commit or in an open breakage)"
         </label>
         <label>
-            "Kernel "
+            "Kernel or error "
             <input
                 type="search"
                 name="q"
-                placeholder="e.g. 553 or el9_4"
+                placeholder="e.g. 553, el9_4 or headers_end"
                 value=filter.q.clone()
                 on:input=move |ev| {
                     let v = event_target_value(&ev);
@@ -384,6 +386,7 @@ mod dom {
                     &attr("data-stream"),
                     &attr("data-arch"),
                     &attr("data-kernel"),
+                    &attr("data-errors"),
                     row.has_attribute("data-failing"),
                 );
                 set_hidden(&row, !visible);
@@ -792,14 +795,14 @@ mod live {
     }
 
     /// Redraws each patched cell whose row and column are on this page, marked `changed` (the
-    /// stylesheet flashes it), and the rows that now fail; a cell of a commit with no column
-    /// fetches the table again. The number of cells redrawn.
+    /// stylesheet flashes it), the rows that now fail and the error text they are searched by; a
+    /// cell of a commit with no column fetches the table again. The number of cells redrawn.
     fn apply(patches: &[CellPatch]) -> usize {
         let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
             return 0;
         };
         let mut patched = 0;
-        let mut now_failing = false;
+        let mut refilter = false;
         let columns: Vec<String> = elements(doc.query_selector_all("thead th[data-sha]"))
             .iter()
             .map(|th| th.get_attribute("data-sha").unwrap_or_default())
@@ -830,7 +833,20 @@ mod live {
             td.set_class_name(&format!("{} changed", face.class));
             if patch.failing && !row.has_attribute("data-failing") {
                 let _ = row.set_attribute("data-failing", "");
-                now_failing = true;
+                refilter = true;
+            }
+            // A new signature is more text the search finds the row by.
+            if let Some(signature) = &patch.signature {
+                let errors = row.get_attribute("data-errors").unwrap_or_default();
+                if !errors.split('\n').any(|e| e == signature) {
+                    let errors = if errors.is_empty() {
+                        signature.clone()
+                    } else {
+                        format!("{errors}\n{signature}")
+                    };
+                    let _ = row.set_attribute("data-errors", &errors);
+                    refilter = true;
+                }
             }
             patched += 1;
             let _ = a.set_attribute("href", &face.href);
@@ -841,7 +857,7 @@ mod live {
         }
         if new_column {
             super::dom::refetch();
-        } else if now_failing {
+        } else if refilter {
             super::dom::reapply();
         }
         patched

@@ -91,6 +91,15 @@ pub fn commit(project: &str, sha: &str) -> String {
     format!("/p/{}/commit/{}", segment(project), segment(sha))
 }
 
+/// The commit search, for `q` (none: the empty form).
+pub fn commit_search(project: &str, q: &str) -> String {
+    let q: Vec<(&str, String)> = (!q.is_empty())
+        .then(|| ("q", q.to_string()))
+        .into_iter()
+        .collect();
+    format!("/p/{}/commits{}", segment(project), query(&q))
+}
+
 pub fn signature(project: &str, signature: &str) -> String {
     format!(
         "/p/{}/signature/{}",

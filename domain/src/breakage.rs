@@ -836,6 +836,7 @@ mod tests {
                 subject: None,
                 author: None,
                 committed_at: None,
+                tags: vec![],
             })
             .collect();
         let mut kernels = Vec::new();

@@ -325,6 +325,7 @@ mod tests {
                 subject: None,
                 author: None,
                 committed_at: None,
+                tags: vec![],
             })
             .collect();
         let mut kernels = Vec::new();

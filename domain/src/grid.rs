@@ -30,7 +30,8 @@ pub struct GridFilter {
     pub arch: Option<String>,
     /// Only rows that fail now ([`GridRow::fails_now`]).
     pub failing: bool,
-    /// Case-insensitive substring of the kernel's `uname -r`.
+    /// Case-insensitive substring of the kernel's `uname -r` or of its error text
+    /// ([`error_text`]: the signatures of its cells on the page's columns).
     pub q: String,
     /// A column for every commit; by default untested commits collapse into markers.
     #[serde(default)]
@@ -140,11 +141,23 @@ impl GridFilter {
         pairs
     }
 
-    pub fn matches(&self, stream: &str, arch: &str, uname: &str, fails_now: bool) -> bool {
+    /// Whether the filter keeps a row: its kernel's stream, arch and `uname -r`, its
+    /// [`error_text`] and whether it fails now.
+    pub fn matches(
+        &self,
+        stream: &str,
+        arch: &str,
+        uname: &str,
+        errors: &str,
+        fails_now: bool,
+    ) -> bool {
+        let q = self.q.to_lowercase();
         (self.streams.is_empty() || self.streams.iter().any(|s| s == stream))
             && self.arch.as_deref().is_none_or(|a| a == arch)
             && (!self.failing || fails_now)
-            && (self.q.is_empty() || uname.to_lowercase().contains(&self.q.to_lowercase()))
+            && (q.is_empty()
+                || uname.to_lowercase().contains(&q)
+                || errors.to_lowercase().contains(&q))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -174,6 +187,23 @@ fn flag(param: &'static str, v: &str, expected: &'static str) -> Result<bool, Qu
             expected,
         }),
     }
+}
+
+/// The error text the search looks in for a row: the distinct error signatures of its cells,
+/// in column order, one per line. The page carries it on each row, so the browser narrows by
+/// the same text the server filtered by.
+pub fn error_text(cells: &[Option<GridCell>]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for s in cells
+        .iter()
+        .flatten()
+        .filter_map(|c| c.summary.signature.as_deref())
+    {
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join("\n")
 }
 
 /// Where one grid page's columns sit in the project's history.
@@ -401,7 +431,13 @@ impl Grid {
                 .is_some_and(|c| c.state.is_failure());
             let fails_now =
                 newest_fails || marks.open.contains(&(kernel.stream.clone(), uname.clone()));
-            if filter.matches(&kernel.stream, &kernel.arch, &uname, fails_now) {
+            // Only a search reads the error text: no row pays for it otherwise.
+            let errors = if filter.q.is_empty() {
+                String::new()
+            } else {
+                error_text(&cells)
+            };
+            if filter.matches(&kernel.stream, &kernel.arch, &uname, &errors, fails_now) {
                 group.rows.push(GridRow {
                     kernel_id: id,
                     uname,
@@ -448,6 +484,7 @@ mod tests {
             subject: None,
             author: None,
             committed_at: None,
+            tags: vec![],
         }
     }
 
@@ -587,6 +624,61 @@ mod tests {
     }
 
     #[test]
+    fn search_finds_kernels_and_the_error_text_of_their_cells() {
+        let kernels = vec![
+            kernel(1, "4.18.0-553.el8_10.x86_64", None),
+            kernel(2, "4.18.0-477.10.1.el8_8.x86_64", None),
+            kernel(3, "4.18.0-80.el8.x86_64", None),
+        ];
+        let headers = "error: struct sk_buff has no member named 'headers_end'";
+        let napi = "error: too many arguments to function 'netif_napi_add'";
+        let signed = |kernel_id, commit_id, signature: &str| {
+            let mut c = cell(kernel_id, commit_id, &[Status::Fail]);
+            c.summary.signature = Some(signature.to_string());
+            c
+        };
+        let cells = vec![
+            signed(1, 10, headers),
+            signed(1, 11, headers),
+            signed(2, 11, napi),
+            // On a commit that is no column of the page: not searched.
+            signed(3, 99, "error: HEADERS_END moved"),
+        ];
+        let placement = column_page(&[(10, true), (11, true)], 0, 50, false);
+        let grid = |q: &str| {
+            Grid::build(
+                "wg",
+                kernels.clone(),
+                vec![column(10), column(11)],
+                &placement,
+                cells.clone(),
+                GridFilter::from_pairs([("q", q)]).unwrap(),
+                0,
+                &BreakageMarks::default(),
+            )
+        };
+        let rows = |q: &str| -> Vec<String> {
+            grid(q)
+                .groups
+                .iter()
+                .flat_map(|g| g.rows.iter().map(|r| r.uname.clone()))
+                .collect()
+        };
+        assert_eq!(rows("Headers_End"), ["4.18.0-553.el8_10.x86_64"]);
+        assert_eq!(rows("netif_napi"), ["4.18.0-477.10.1.el8_8.x86_64"]);
+        assert_eq!(rows("553"), ["4.18.0-553.el8_10.x86_64"]);
+        assert_eq!(rows("error:").len(), 2);
+        // Each signature once, in column order: the text the page carries for the browser.
+        let all = grid("");
+        let texts: Vec<String> = all.groups[0]
+            .rows
+            .iter()
+            .map(|r| error_text(&r.cells))
+            .collect();
+        assert_eq!(texts, [headers, napi, ""]);
+    }
+
+    #[test]
     fn a_row_fails_now_at_its_newest_result_or_in_an_open_breakage() {
         let grid = sample(GridFilter::default());
         let now: Vec<(&str, bool, bool)> = grid
@@ -722,8 +814,8 @@ mod tests {
         let pairs = f.to_pairs();
         let back = GridFilter::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         assert_eq!(back, f);
-        assert!(f.matches("rhel-9", "x86_64", "5.14.0-553.el9.X86_64", false));
-        assert!(!f.matches("el7", "x86_64", "553", false));
+        assert!(f.matches("rhel-9", "x86_64", "5.14.0-553.el9.X86_64", "", false));
+        assert!(!f.matches("el7", "x86_64", "553", "", false));
         assert!(GridFilter::from_pairs([("failing", "0")])
             .unwrap()
             .is_empty());

@@ -154,6 +154,7 @@ mod tests {
             author: None,
             committed_at: None,
             parents: Some(parents.chars().map(sha).collect()),
+            tags: vec![],
         }
     }
 

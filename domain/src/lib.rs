@@ -25,6 +25,7 @@ pub mod log;
 pub mod notice;
 pub mod now;
 pub mod report;
+pub mod search;
 pub mod signature;
 pub mod status;
 pub mod version;

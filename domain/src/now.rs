@@ -182,6 +182,7 @@ pub(crate) mod tests {
                 subject: None,
                 author: None,
                 committed_at: None,
+                tags: vec![],
             })
             .collect();
         let mut kernels = Vec::new();

@@ -36,6 +36,8 @@ pub struct CommitInfo {
     pub committed_at: Option<DateTime<Utc>>,
     /// `None` when the sender did not say; `Some(vec![])` for a root commit.
     pub parents: Option<Vec<String>>,
+    /// Release tags pointing at the commit (`v1.0.20220627`); tags are only ever added.
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -65,6 +67,8 @@ const MAX_METADATA_ENTRIES: usize = 64;
 const MAX_METADATA_VALUE: usize = 1024;
 const MAX_TEXT: usize = 1000;
 const MAX_COMMITS_PER_PUSH: usize = 10_000;
+const MAX_TAGS: usize = 16;
+const MAX_TAG: usize = 100;
 
 /// Text fields are refused with NUL in them: PostgreSQL cannot store it and no name, subject or
 /// author needs it. Logs instead keep it, made visible (see `log::make_nul_visible`).
@@ -213,6 +217,7 @@ fn commit_info(value: &Value, prefix: &str, errors: &mut Vec<FieldError>) -> Opt
             None
         }
     };
+    let tags = tags(&mut f);
     if let (Some(sha), Some(parents)) = (&sha, &parents) {
         if let Some(i) = parents.iter().position(|p| p == sha) {
             f.error(
@@ -228,7 +233,41 @@ fn commit_info(value: &Value, prefix: &str, errors: &mut Vec<FieldError>) -> Opt
         author,
         committed_at,
         parents,
+        tags,
     })
+}
+
+/// A commit's optional `tags`: at most `MAX_TAGS` names of 1 to `MAX_TAG` characters without control
+/// characters (a tag is shown in a column header and a title), duplicates dropped.
+fn tags(f: &mut Fields<'_, '_>) -> Vec<String> {
+    let items = match f.get("tags") {
+        None => return Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_TAGS => items,
+        Some(_) => {
+            f.error(
+                "tags",
+                format!("must be an array of at most {MAX_TAGS} tag names"),
+            );
+            return Vec::new();
+        }
+    };
+    let mut tags: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = format!("tags[{i}]");
+        match item.as_str() {
+            None => f.error(&key, "must be a string"),
+            Some(t) if t.contains('\0') => f.error(&key, NUL_MESSAGE),
+            Some(t) if t.chars().any(char::is_control) => {
+                f.error(&key, "must not contain control characters")
+            }
+            Some(t) if t.trim().is_empty() || t.chars().count() > MAX_TAG => {
+                f.error(&key, format!("must be 1 to {MAX_TAG} characters"))
+            }
+            Some(t) if tags.iter().any(|known| known == t) => {}
+            Some(t) => tags.push(t.to_string()),
+        }
+    }
+    tags
 }
 
 fn stages(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Vec<Stage> {
@@ -548,6 +587,44 @@ mod tests {
             .collect();
         assert_eq!(errs, ["commits[0].sha", "commits[1].parents[0]"]);
         assert!(commits_from_json(&json!({"commits": []})).is_err());
+    }
+
+    #[test]
+    fn tags_are_checked_and_deduplicated() {
+        let sha = "b448d6f35bf1d3faf961347c23835f7237548065";
+        let ok = json!({"commits": [{"sha": sha, "tags": ["v1.0.20220627", "v1.0.20220627", "stable"]}]});
+        assert_eq!(
+            commits_from_json(&ok).unwrap()[0].tags,
+            ["v1.0.20220627", "stable"]
+        );
+        let none = json!({"commits": [{"sha": sha}]});
+        assert!(commits_from_json(&none).unwrap()[0].tags.is_empty());
+        let long = "v".repeat(101);
+        let bad = json!({"commits": [
+            {"sha": sha, "tags": ["", "a\0b", "a\nb", 5, long, "é".repeat(100)]},
+            {"sha": sha, "tags": vec!["v1"; 17]},
+            {"sha": sha, "tags": "v1"},
+        ]});
+        let errs: Vec<String> = commits_from_json(&bad)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            errs,
+            [
+                "commits[0].tags[0]",
+                "commits[0].tags[1]",
+                "commits[0].tags[2]",
+                "commits[0].tags[3]",
+                "commits[0].tags[4]",
+                "commits[1].tags",
+                "commits[2].tags",
+            ]
+        );
+        let mut report = valid();
+        report["commit"]["tags"] = json!(["v1\u{7}"]);
+        assert_eq!(fields(report), ["commit.tags[0]"]);
     }
 
     #[test]

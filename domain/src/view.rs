@@ -25,6 +25,9 @@ pub struct StoredCommit {
     pub author: Option<String>,
     /// Epoch milliseconds.
     pub committed_at: Option<i64>,
+    /// Release tags pointing at it, in name order; read for grid columns and commit pages.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl StoredCommit {
@@ -689,6 +692,7 @@ mod tests {
             subject: None,
             author: None,
             committed_at: None,
+            tags: vec![],
         }
     }
 

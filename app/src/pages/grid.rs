@@ -9,7 +9,7 @@ use crate::islands::{stream_count, CellFace, CellPatch, FilterBar, LiveGrid};
 use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::events::FeedFilter;
-use trellis_domain::grid::{Grid, GridCell, GridRow, Slot};
+use trellis_domain::grid::{error_text, Grid, GridCell, GridRow, Slot};
 use trellis_domain::now::BrokenNow;
 use trellis_domain::view::StoredCommit;
 use trellis_domain::view::{format_ms, Project};
@@ -24,14 +24,17 @@ const LEGEND: [(CellState, &str); 5] = [
     (CellState::Skip, "skipped"),
 ];
 
-/// A commit's column header: its short sha and date, the rest on hover and focus.
+/// A commit's column header: its release tags, short sha and date, the rest on hover and focus.
 fn commit_head(project: &str, c: &StoredCommit) -> impl IntoView {
     let date = c
         .committed_at
         .and_then(|at| format_ms(at).get(..10).map(str::to_string));
+    let tags =
+        (!c.tags.is_empty()).then(|| view! { <strong class="tag">{c.tags.join(" ")}</strong> " " });
     view! {
         <th class="commit" scope="col" data-sha=c.sha.clone()>
             <a href=paths::commit(project, &c.sha) title=column_title(c)>
+                {tags}
                 {c.short_sha().to_string()}
                 {date.map(|d| view! { " " <span class="date">{d}</span> })}
             </a>
@@ -50,6 +53,9 @@ fn untested_head(n: usize) -> impl IntoView {
 
 fn column_title(c: &StoredCommit) -> String {
     let mut t = format!("{} {}", c.short_sha(), c.subject.as_deref().unwrap_or(""));
+    if !c.tags.is_empty() {
+        t.push_str(&format!("\ntag {}", c.tags.join(", ")));
+    }
     if let Some(a) = &c.author {
         t.push_str(&format!("\n{a}"));
     }
@@ -94,6 +100,7 @@ impl CellPatch {
             sha: sha.to_string(),
             face,
             failing: cell.state.is_failure(),
+            signature: cell.summary.signature.clone(),
         }
     }
 }
@@ -119,6 +126,8 @@ fn row_view(
     row: GridRow,
 ) -> impl IntoView {
     let links = paths::KernelCells::new(project, &row.kernel);
+    // What the search looks in besides the kernel name, for the island to narrow in place.
+    let errors = Some(error_text(&row.cells)).filter(|e| !e.is_empty());
     let cells = slots
         .iter()
         .map(|slot| match *slot {
@@ -132,6 +141,7 @@ fn row_view(
             data-stream=row.kernel.stream.clone()
             data-arch=row.kernel.arch.clone()
             data-failing=row.fails_now.then_some("")
+            data-errors=errors
         >
             <th scope="row">{kernel_link(project, &row)}</th>
             {cells}
@@ -246,7 +256,10 @@ pub fn render_grid(project: Project, grid: Grid, now: BrokenNow, at: i64, per_pa
                     <output id="row-count" aria-live="polite">{row_count}</output>
                     <noscript><button type="submit">"Apply"</button></noscript>
                 </form>
-                <p><a href=paths::breakages(&project.name)>"Breakages, bisect hints and error signatures →"</a></p>
+                <p>
+                    <a href=paths::breakages(&project.name)>"Breakages, bisect hints and error signatures →"</a>
+                    " · "<a href=paths::commit_search(&project.name, "")>"Find a commit by sha, subject or tag →"</a>
+                </p>
                 <Subscribe
                     project=project.name.clone()
                     feeds=feeds

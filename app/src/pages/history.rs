@@ -7,6 +7,7 @@ use crate::paths;
 use leptos::prelude::*;
 use trellis_domain::breakage::Breakage;
 use trellis_domain::kernel::stream_label;
+use trellis_domain::search::CommitMatches;
 use trellis_domain::view::{CommitChanges, KernelHistory, SignatureCells, StoredCommit};
 use trellis_domain::{short_sha, CellState};
 
@@ -81,11 +82,19 @@ fn breakage_links(project: &str, list: &[Breakage]) -> impl IntoView {
 fn commit_line(project: &str, c: Option<&StoredCommit>) -> AnyView {
     match c {
         Some(c) => {
-            view! { {commit_link(project, &c.sha)}" "{c.subject.clone().unwrap_or_default()} }
+            let tags = (!c.tags.is_empty()).then(|| view! { " "{tag_list(&c.tags)} });
+            view! { {commit_link(project, &c.sha)}{tags}" "{c.subject.clone().unwrap_or_default()} }
                 .into_any()
         }
         None => "none known".into_any(),
     }
+}
+
+/// Release tags, each as code: `v1.0.20220627`.
+fn tag_list(tags: &[String]) -> impl IntoView {
+    tags.iter()
+        .map(|t| view! { <code class="tag">{t.clone()}</code>" " })
+        .collect_view()
 }
 
 /// Kernels as a wrapped list of links.
@@ -141,6 +150,10 @@ pub fn render_commit(c: CommitChanges, now: i64) -> String {
                 }
             })
             .collect_view();
+        let tags = match c.commit.tags.as_slice() {
+            [] => "none".into_any(),
+            tags => tag_list(tags).into_any(),
+        };
         let committed = c
             .commit
             .committed_at
@@ -151,6 +164,7 @@ pub fn render_commit(c: CommitChanges, now: i64) -> String {
                 <h1 class="long-name">{title}</h1>
                 <dl class="cell-facts">
                     <dt>"sha"</dt><dd><code>{sha.clone()}</code></dd>
+                    <dt>"tags"</dt><dd>{tags}</dd>
                     <dt>"author"</dt><dd>{c.commit.author.clone().unwrap_or_default()}</dd>
                     <dt>"committed"</dt><dd>{committed}</dd>
                     <dt>"parent"</dt><dd>{commit_line(&project, c.parent.as_ref())}</dd>
@@ -164,6 +178,45 @@ pub fn render_commit(c: CommitChanges, now: i64) -> String {
                 {breakage_links(&project, &c.closed)}
                 <h2>{format!("Results on this commit ({} kernels)", c.results.len())}</h2>
                 <ul class="results">{results}</ul>
+            </Shell>
+        }
+        .into_any()
+    })
+}
+
+/// The commit search: a plain form, and the newest matching commits with their tags, subjects
+/// and dates, each linked to its commit page.
+pub fn render_commit_search(m: CommitMatches, now: i64) -> String {
+    document(move || {
+        let project = m.project.name.clone();
+        let q = m.search.q.clone();
+        let found = m
+            .commits
+            .iter()
+            .map(|c| {
+                let at = c.committed_at.map(|t| view! { " · "<When at=t now=now /> });
+                view! { <li>{commit_line(&project, Some(c))}{at}</li> }
+            })
+            .collect_view();
+        let summary = match (q.is_empty(), m.commits.len(), m.more) {
+            (true, _, _) => String::new(),
+            (false, 0, _) => format!("No commit matches “{q}”."),
+            (false, n, false) => format!("{} matching “{q}”, newest first.", count(n, "commit")),
+            (false, n, true) => format!("The newest {n} of the commits matching “{q}”."),
+        };
+        view! {
+            <Shell title=format!("Commits of {project}") demo=m.project.demo>
+                <nav class="crumbs"><a href=paths::project(&project)>{project.clone()}</a>" / commits"</nav>
+                <h1>"Find a commit"</h1>
+                <form method="get" role="search" action=paths::commit_search(&project, "")>
+                    <label>
+                        "Start of its sha, words of its subject, or its release tag "
+                        <input type="search" name="q" value=q.clone() placeholder="e.g. 3d3c92b, napi or v1.0.20220627" />
+                    </label>
+                    " "<button type="submit">"Search"</button>
+                </form>
+                <p>{summary}</p>
+                <ul class="results">{found}</ul>
             </Shell>
         }
         .into_any()

@@ -13,7 +13,7 @@ mod time;
 pub use breakages::render_breakages;
 pub use cell::render_cell;
 pub use grid::render_grid;
-pub use history::{render_commit, render_kernel, render_signature};
+pub use history::{render_commit, render_commit_search, render_kernel, render_signature};
 pub use home::render_home;
 pub use now::NowSummary;
 pub use subscription::{render_message, Feeds, Subscribe};

@@ -10,6 +10,7 @@ use trellis_domain::events::{BreakageEvent, EventPage, FeedFilter};
 use trellis_domain::grid::{page_from_pairs, Grid, GridFilter, QueryError, StreamOption};
 use trellis_domain::kernel::{stream_cmp, stream_label};
 use trellis_domain::now::BrokenNow;
+use trellis_domain::search::{CommitMatches, CommitSearch};
 use trellis_domain::view::{
     named_commits, BreakageDetail, CellDetail, CommitChanges, KernelHistory, Project,
     ProjectSummary, SignatureCells, StoredCommit, StoredKernel,
@@ -209,6 +210,22 @@ pub(super) async fn commit(
     let project = project_named(state, project).await?;
     let commit = find_commit(state, &project, sha).await?;
     Ok(state.storage.commit_changes(project, commit).await?)
+}
+
+pub(super) async fn commit_search(
+    state: &AppState,
+    project: &str,
+    pairs: &[(String, String)],
+) -> Result<CommitMatches, ApiError> {
+    let search = CommitSearch::from_pairs(str_pairs(pairs));
+    let project = project_named(state, project).await?;
+    let (commits, more) = state.storage.search_commits(&project, &search).await?;
+    Ok(CommitMatches {
+        project,
+        search,
+        commits,
+        more,
+    })
 }
 
 pub(super) async fn signature(

@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/p/{project}/badge.svg", get(badge::badge))
         .route("/p/{project}/kernel/{stream}/{kernel}", get(pages::kernel))
         .route("/p/{project}/commit/{sha}", get(pages::commit))
+        .route("/p/{project}/commits", get(pages::commit_search))
         .route("/p/{project}/signature/{id}", get(pages::signature))
         .route(
             "/p/{project}/cell/{stream}/{kernel}/{sha}",

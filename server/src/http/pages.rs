@@ -136,6 +136,17 @@ pub async fn commit(
     )))
 }
 
+pub async fn commit_search(
+    State(state): State<AppState>,
+    PagePath(project): PagePath<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Html<String>, PageError> {
+    Ok(Html(trellis_app::pages::render_commit_search(
+        load::commit_search(&state, &project, &pairs).await?,
+        now_ms(),
+    )))
+}
+
 pub async fn signature(
     State(state): State<AppState>,
     PagePath((project, id)): PagePath<(String, String)>,

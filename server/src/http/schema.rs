@@ -176,7 +176,22 @@ pub struct Commit {
     /// itself, and a history that would loop is refused with 422.
     #[schema(max_items = 64)]
     pub parents: Option<Vec<Sha>>,
+    /// Release tags pointing at the commit. Tags are only added: a tag named again, or left out
+    /// later, changes nothing.
+    #[schema(max_items = 16)]
+    pub tags: Option<Vec<ReleaseTag>>,
 }
+
+/// A release tag such as v1.0.20220627: 1 to 100 characters, not blank, without control
+/// characters.
+#[derive(ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 100,
+    pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+    example = "v1.0.20220627"
+)]
+pub struct ReleaseTag(pub String);
 
 /// The kernel a report is about.
 #[derive(ToSchema)]

@@ -9,6 +9,7 @@ use super::{placeholders, values, Result, Storage};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use trellis_domain::history::{self, Placed};
+use trellis_domain::view::StoredCommit;
 use trellis_domain::CommitInfo;
 
 type Tx<'a> = Transaction<'a, Any>;
@@ -334,7 +335,79 @@ pub(super) async fn place_commits(
             .await?;
         }
     }
+    add_tags(tx, &ids, commits, revision).await?;
     Ok(Placement { ids, new })
+}
+
+/// Stores the tags `commits` name. Tags are only added; a commit that gains one takes the new
+/// revision, so cached grid pages showing it reload.
+async fn add_tags(
+    tx: &mut Tx<'_>,
+    ids: &HashMap<String, i64>,
+    commits: &[&CommitInfo],
+    revision: i64,
+) -> Result<()> {
+    let tags: Vec<(i64, &str)> = commits
+        .iter()
+        .flat_map(|c| c.tags.iter().map(|t| (ids[&c.sha], t.as_str())))
+        .collect();
+    let mut tagged: HashSet<i64> = HashSet::new();
+    for rows in tags.chunks(IN_CHUNK) {
+        let sql = format!(
+            "INSERT INTO commit_tags (commit_id, tag) VALUES {} ON CONFLICT DO NOTHING RETURNING commit_id",
+            values(rows.len(), 2)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (id, tag) in rows {
+            q = q.bind(*id).bind(*tag);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            tagged.insert(row.try_get(0)?);
+        }
+    }
+    let tagged: Vec<i64> = tagged.into_iter().collect();
+    for chunk in tagged.chunks(IN_CHUNK) {
+        let sql = format!(
+            "UPDATE commits SET revision = $1 WHERE id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(revision);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Reads the tags of `commits`, each list sorted by name (in Rust: the backends' collations
+/// differ).
+pub(super) async fn read_tags(
+    conn: &mut AnyConnection,
+    commits: &mut [StoredCommit],
+) -> Result<()> {
+    let mut by_id: HashMap<i64, Vec<String>> = HashMap::new();
+    for chunk in commits.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT commit_id, tag FROM commit_tags WHERE commit_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for c in chunk {
+            q = q.bind(c.id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            by_id
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(row.try_get(1)?);
+        }
+    }
+    for c in commits {
+        c.tags = by_id.remove(&c.id).unwrap_or_default();
+        c.tags.sort_unstable();
+    }
+    Ok(())
 }
 
 /// What a push did.

@@ -1,6 +1,7 @@
 //! The grid page: one page of commits (the tested ones, or every one) against every kernel,
 //! cached per project revision and brought up to date from the kernels and cells changed since.
 
+use super::commits::read_tags;
 use super::rows::{
     cell_from, column_from, kernel_from, read_bool, CELL_COLUMNS, COMMIT_COLUMNS, COMMIT_ORDER,
     KERNEL_COLUMNS,
@@ -202,11 +203,12 @@ impl Storage {
             .iter()
             .map(|row| column_from(row).map(|c| (c.id, c)))
             .collect::<Result<_>>()?;
-        let columns = placement
+        let mut columns: Vec<StoredCommit> = placement
             .ids
             .iter()
             .filter_map(|id| by_id.remove(id))
             .collect();
+        read_tags(&mut *self.pool.acquire().await?, &mut columns).await?;
 
         let sql = format!(
             "SELECT {CELL_COLUMNS} FROM cells WHERE commit_id IN ({})",

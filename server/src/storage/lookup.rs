@@ -1,14 +1,17 @@
 //! Single things by name: a kernel, a commit, one cell with every report and log (and its
 //! neighbours and breakage), one report's log, and where a report lives.
 
+use super::commits::read_tags;
 use super::logs::decompress;
 use super::rows::{
-    cell_from, column_from, kernel_from, status, CELL_COLUMNS, COMMIT_COLUMNS, KERNEL_COLUMNS,
+    cell_from, column_from, kernel_from, status, CELL_COLUMNS, COMMIT_COLUMNS, COMMIT_ORDER,
+    KERNEL_COLUMNS,
 };
 use super::{Result, Storage, StorageError};
 use sqlx::{AssertSqlSafe, Row};
 use trellis_domain::breakage::NeighbourAxis;
 use trellis_domain::grid::CellEntry;
+use trellis_domain::search::CommitSearch;
 use trellis_domain::view::{
     breakage_of, previous_in_lane, CellDetail, CellNeighbour, Project, ReportDetail,
 };
@@ -43,6 +46,36 @@ impl Storage {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(column_from).transpose()
+    }
+
+    /// The newest commits (git order) whose sha starts with the search, or whose subject or a
+    /// tag contains it (ignoring case), at most `CommitSearch::LIMIT`; and whether more match.
+    pub async fn search_commits(
+        &self,
+        project: &Project,
+        search: &CommitSearch,
+    ) -> Result<(Vec<StoredCommit>, bool)> {
+        if search.q.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        // A NULL sha pattern (the query is no sha prefix) matches nothing.
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits WHERE project_id = $1 AND (
+                 sha LIKE $2 OR LOWER(subject) LIKE $3 ESCAPE '\\'
+                 OR id IN (SELECT commit_id FROM commit_tags WHERE LOWER(tag) LIKE $3 ESCAPE '\\'))
+             {COMMIT_ORDER} LIMIT $4"
+        )))
+        .bind(project.id)
+        .bind(search.sha_pattern())
+        .bind(search.text_pattern())
+        .bind(CommitSearch::LIMIT as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut commits = rows.iter().map(column_from).collect::<Result<Vec<_>>>()?;
+        let more = commits.len() > CommitSearch::LIMIT;
+        commits.truncate(CommitSearch::LIMIT);
+        read_tags(&mut *self.pool.acquire().await?, &mut commits).await?;
+        Ok((commits, more))
     }
 
     /// The summary of one cell, `None` when untested.

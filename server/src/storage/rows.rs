@@ -39,6 +39,8 @@ pub(super) fn column_from(row: &AnyRow) -> Result<StoredCommit> {
         subject: row.try_get("subject")?,
         author: row.try_get("author")?,
         committed_at: row.try_get("committed_at")?,
+        // Tags live in their own table, read where they are shown (`commit_tags`).
+        tags: Vec::new(),
     })
 }
 

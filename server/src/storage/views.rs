@@ -1,6 +1,7 @@
 //! The pages built on breakages: what is broken now, a kernel's history, what a commit changed,
 //! where a signature shows, and the excerpts and commit subjects that go with breakages.
 
+use super::commits::read_tags;
 use super::rows::{cell_from, column_from, kernel_from, prefixed_cell_columns, COMMIT_COLUMNS};
 use super::{placeholders, values, Result, Storage};
 use sqlx::{AssertSqlSafe, Row};
@@ -200,10 +201,20 @@ impl Storage {
     pub async fn commit_changes(
         &self,
         project: Project,
-        commit: StoredCommit,
+        mut commit: StoredCommit,
     ) -> Result<CommitChanges> {
-        let parent = self.parent_commit(&project, &commit).await?;
-        let child = self.child_commit(&project, &commit).await?;
+        let mut parent = self.parent_commit(&project, &commit).await?;
+        let mut child = self.child_commit(&project, &commit).await?;
+        // Its position in history names the release tags of each.
+        let mut conn = self.pool.acquire().await?;
+        for commits in [
+            std::slice::from_mut(&mut commit),
+            parent.as_mut_slice(),
+            child.as_mut_slice(),
+        ] {
+            read_tags(&mut conn, commits).await?;
+        }
+        drop(conn);
         let kernels = self.project_kernels(&project).await?;
         let states = |cells: Vec<CellEntry>| -> HashMap<i64, CellState> {
             cells

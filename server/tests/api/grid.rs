@@ -194,7 +194,180 @@ async fn cell_status_follows_the_latest_report(db: TestDb) {
     assert_eq!(cell["state"], "flaky");
 }
 
+/// Release tags come with pushed history or with a report's commit, are only added, and show in
+/// the grid's columns (JSON and page) and on the commit page, also when the grid was cached.
+async fn release_tags_name_columns(db: TestDb) {
+    let h = Harness::new(db).await;
+    push_linear_history(&h, 3).await;
+    let k = "4.18.0-553.el8_10.x86_64";
+    h.post_report(report(k, 2, "pass", "r2")).await;
+    let mut tagged = report(k, 3, "fail", "r3");
+    tagged["commit"]["tags"] = json!(["v1.0.20220627"]);
+    assert_eq!(h.post_report(tagged).await.0, StatusCode::CREATED);
+    let tags = |grid: &Value| -> Vec<Value> {
+        grid["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["tags"].clone())
+            .collect()
+    };
+    assert_eq!(
+        tags(&h.grid("").await),
+        [json!(["v1.0.20220627"]), json!([])]
+    );
+
+    // A tag added to a commit already shown refreshes the cached grid; naming it twice, or
+    // again in a later push, adds nothing.
+    let push = json!({"commits": [{"sha": sha(2), "tags": ["v1.0.20220601", "v1.0.20220601"]}]});
+    for _ in 0..2 {
+        let (status, body) = h
+            .json(
+                "POST",
+                "/api/v1/projects/wg/commits",
+                Some(&h.token),
+                Some(push.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(
+        tags(&h.grid("").await),
+        [json!(["v1.0.20220627"]), json!(["v1.0.20220601"])]
+    );
+
+    let (status, page) = h.get("/p/wg").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"<strong class="tag">v1.0.20220627</strong>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<strong class="tag">v1.0.20220601</strong>"#),
+        "{page}"
+    );
+    let (status, page) = h.get(&format!("/p/wg/commit/{}", sha(3))).await;
+    assert_eq!(status, StatusCode::OK);
+    // Its own tag, and its parent's in its position in history.
+    assert!(
+        page.contains(r#"<code class="tag">v1.0.20220627</code>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<code class="tag">v1.0.20220601</code>"#),
+        "{page}"
+    );
+
+    let bad = json!({"commits": [{"sha": sha(1), "tags": ["", "ok"]}]});
+    let (status, body) = h
+        .json(
+            "POST",
+            "/api/v1/projects/wg/commits",
+            Some(&h.token),
+            Some(bad),
+        )
+        .await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_fields",
+    );
+    assert_eq!(body["fields"][0]["field"], "commits[0].tags[0]", "{body}");
+}
+
+/// The search keeps rows by kernel name or by the error text of their cells on the page, and the
+/// page carries that text for the browser to narrow by.
+async fn search_finds_error_text(db: TestDb) {
+    let h = Harness::new(db).await;
+    push_linear_history(&h, 2).await;
+    let broken = "4.18.0-553.el8_10.x86_64";
+    let mut fail = report(broken, 2, "fail", "r1");
+    fail["log"] =
+        json!("src/queueing.h:85:41: error: struct sk_buff has no member named headers_end\n");
+    h.post_report(fail).await;
+    h.post_report(report("4.18.0-477.10.1.el8_8.x86_64", 2, "pass", "r2"))
+        .await;
+    let rows = |grid: Value| -> Vec<String> {
+        grid["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rows"].as_array().unwrap().clone())
+            .map(|r| r["uname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(rows(h.grid("?q=Headers_End").await), [broken]);
+    assert_eq!(
+        rows(h.grid("?q=477.10").await),
+        ["4.18.0-477.10.1.el8_8.x86_64"]
+    );
+    assert!(rows(h.grid("?q=no+such+error").await).is_empty());
+
+    let (status, page) = h.get("/p/wg?q=headers_end").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&format!(r#"data-kernel="{broken}""#)),
+        "{page}"
+    );
+    assert!(!page.contains("4.18.0-477.10.1"), "{page}");
+    assert!(
+        page.contains("data-errors=\"") && page.contains("headers_end"),
+        "{page}"
+    );
+}
+
+/// Commits are found by the start of their sha, their subject or their tag, on their own page.
+async fn commit_search_finds_sha_subject_and_tag(db: TestDb) {
+    let h = Harness::new(db).await;
+    push_linear_history(&h, 3).await;
+    let tag = json!({"commits": [{"sha": sha(2), "tags": ["v1.0.20220627"]}]});
+    let (status, _) = h
+        .json(
+            "POST",
+            "/api/v1/projects/wg/commits",
+            Some(&h.token),
+            Some(tag),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let found = |page: &str| -> Vec<u32> {
+        (1..=3)
+            .filter(|n| page.contains(&format!("/p/wg/commit/{}", sha(*n))))
+            .collect()
+    };
+    for (q, want) in [
+        ("V1.0.2022", vec![2]),
+        ("Commit+3", vec![3]),
+        ("commit", vec![1, 2, 3]),
+        (&sha(1)[30..], vec![]),
+        (&sha(1)[..], vec![1]),
+        ("0000", vec![1, 2, 3]),
+        ("commit%25", vec![]),
+        ("", vec![]),
+    ] {
+        let (status, page) = h.get(&format!("/p/wg/commits?q={q}")).await;
+        assert_eq!(status, StatusCode::OK, "{q}");
+        assert_eq!(found(&page), want, "{q}: {page}");
+    }
+    let (_, page) = h.get("/p/wg/commits?q=v1.0").await;
+    assert!(
+        page.contains(r#"<code class="tag">v1.0.20220627</code>"#),
+        "{page}"
+    );
+    assert!(page.contains("1 commit matching"), "{page}");
+    let (_, page) = h.get("/p/wg/commits?q=nothing").await;
+    assert!(page.contains("No commit matches"), "{page}");
+    let (status, _) = h.get("/p/nope/commits?q=x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, grid) = h.get("/p/wg").await;
+    assert!(grid.contains(r#"href="/p/wg/commits""#), "{grid}");
+}
+
 on_both_backends!(
+    commit_search_finds_sha_subject_and_tag,
+    search_finds_error_text,
+    release_tags_name_columns,
     grid_orders_kernels_by_rpm_and_commits_by_git,
     git_order_survives_history_arriving_late,
     cell_status_follows_the_latest_report,
