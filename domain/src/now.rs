@@ -69,7 +69,7 @@ pub struct BrokenNow {
     pub project: String,
     /// Open breakages, the most recently opened first.
     pub open: Vec<NowLine>,
-    /// Epoch milliseconds when the newest result arrived: how fresh "nothing is broken" is.
+    /// Epoch milliseconds when the newest result finished: how fresh "nothing is broken" is.
     pub newest_result: Option<i64>,
 }
 

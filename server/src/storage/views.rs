@@ -25,16 +25,17 @@ impl Storage {
                 all.iter().filter(|b| b.open).flat_map(named_commits),
             )
             .await?;
-        // The newest report by id (the primary key, read backwards until one of this project's:
-        // no scan of the project's reports on the grid's and home page's path).
+        // The newest result: among the cells the project's latest revision changed, read by
+        // the (project_id, revision) index, so the grid's and home page's path never scans the
+        // project's reports.
         let newest: Option<i64> = sqlx::query(
-            "SELECT received_at FROM reports WHERE project_id = $1 ORDER BY id DESC LIMIT 1",
+            "SELECT CAST(MAX(latest_finished_at) AS BIGINT) FROM cells WHERE project_id = $1
+             AND revision = (SELECT MAX(revision) FROM cells WHERE project_id = $1)",
         )
         .bind(project.id)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
+        .try_get(0)?;
         Ok(BrokenNow::new(&project.name, &all, &subjects, newest))
     }
 
