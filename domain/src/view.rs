@@ -384,6 +384,43 @@ impl StreamChange {
     }
 }
 
+/// A project's upstream commit links: a URL template with `{sha}` where the commit goes
+/// (`https://git.zx2c4.com/wireguard-linux-compat/commit/?id={sha}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitUrl(String);
+
+impl CommitUrl {
+    /// Checks a template: an http(s) URL with `{sha}` in it, without spaces or control characters.
+    pub fn parse(template: &str) -> Result<CommitUrl, String> {
+        let ok_scheme = template.starts_with("https://") || template.starts_with("http://");
+        if !ok_scheme {
+            return Err(format!("{template:?}: use an http:// or https:// URL"));
+        }
+        if !template.contains("{sha}") {
+            return Err(format!("{template:?}: put {{sha}} where the commit goes"));
+        }
+        if template.len() > 500
+            || template
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "{template:?}: no spaces or control characters, at most 500 bytes"
+            ));
+        }
+        Ok(CommitUrl(template.to_string()))
+    }
+
+    pub fn template(&self) -> &str {
+        &self.0
+    }
+
+    /// The upstream page of one commit.
+    pub fn of(&self, sha: &str) -> String {
+        self.0.replace("{sha}", sha)
+    }
+}
+
 /// What a commit broke and fixed compared with its (first) parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -394,6 +431,9 @@ pub struct CommitChanges {
     /// A commit whose parent this one is (the first by sha), if any.
     #[serde(default)]
     pub child: Option<StoredCommit>,
+    /// The commit's page upstream, when the project says where its commits are browsed.
+    #[serde(default)]
+    pub upstream: Option<String>,
     /// Every kernel tested on this commit with its result, streams in display order and each
     /// stream's kernels newest first.
     #[serde(default)]
@@ -528,6 +568,24 @@ impl SignatureCells {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_url_template_names_where_the_sha_goes() {
+        let url = CommitUrl::parse("https://git.zx2c4.com/wireguard-linux-compat/commit/?id={sha}")
+            .unwrap();
+        assert_eq!(
+            url.of("3d3c92b"),
+            "https://git.zx2c4.com/wireguard-linux-compat/commit/?id=3d3c92b"
+        );
+        for bad in [
+            "ftp://x/{sha}",
+            "https://x/commit/",
+            "https://x/{sha} y",
+            "javascript:{sha}",
+        ] {
+            assert!(CommitUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     fn kernel(uname: &str) -> Kernel {
         Kernel::parse(uname, None, None).unwrap()

@@ -33,9 +33,12 @@
 use crate::accept;
 use crate::storage::{Storage, StorageError};
 use serde_json::{json, Value};
+use trellis_domain::view::CommitUrl;
 use trellis_domain::Kernel;
 
 pub const PROJECT: &str = "demo-wireguard-linux-compat";
+/// Where the real module's commits are browsed (the fork's four resolve only on GitHub).
+const UPSTREAM_COMMIT: &str = "https://git.zx2c4.com/wireguard-linux-compat/commit/?id={sha}";
 const RUNNER: &str = "demo-simulator";
 /// `../shared/data/wireguard-linux-compat-commits.jsonl` (sha, parents, date, author, subject,
 /// tags) plus the four darkranger-red fork commits named in `rhel-fixes.jsonl`.
@@ -478,6 +481,8 @@ pub async fn seed(storage: &Storage, max_log_bytes: usize) -> Result<(), DemoErr
             true,
         )
         .await?;
+    let upstream = CommitUrl::parse(UPSTREAM_COMMIT).expect("the demo's commit URL parses");
+    storage.set_commit_url(PROJECT, Some(&upstream)).await?;
     let history = history()?;
     storage
         .push_commits(

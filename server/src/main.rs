@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trellis_domain::breakage::Attribution;
+use trellis_domain::view::CommitUrl;
 use trellis_server::config::Config;
 use trellis_server::storage::{Backend, Follows, Storage, Target, DAY_MS};
 
@@ -39,6 +40,13 @@ enum Command {
     Runner {
         #[command(subcommand)]
         action: RunnerAction,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Project settings.
+    Project {
+        #[command(subcommand)]
+        action: ProjectAction,
         #[command(flatten)]
         db: Database,
     },
@@ -78,6 +86,37 @@ enum RunnerAction {
     Disable { name: String },
     /// Accept reports from a disabled runner again.
     Enable { name: String },
+}
+
+#[derive(Subcommand)]
+enum ProjectAction {
+    /// Link each commit page to the commit upstream: a URL with {sha} where the commit goes,
+    /// e.g. 'https://git.zx2c4.com/wireguard-linux-compat/commit/?id={sha}'; "" removes it.
+    SetCommitUrl { name: String, template: String },
+}
+
+async fn project(action: ProjectAction, database_url: &str) -> anyhow::Result<ExitCode> {
+    let ProjectAction::SetCommitUrl { name, template } = action;
+    let url = match template.as_str() {
+        "" => None,
+        t => match CommitUrl::parse(t) {
+            Ok(url) => Some(url),
+            Err(problem) => {
+                eprintln!("{problem}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let storage = Storage::connect(database_url).await?;
+    let found = storage.set_commit_url(&name, url.as_ref()).await?;
+    storage.close().await;
+    if found {
+        eprintln!("commit pages of {name:?} now link upstream");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("no project named {name:?}");
+        Ok(ExitCode::from(1))
+    }
 }
 
 #[derive(Subcommand)]
@@ -311,6 +350,7 @@ async fn main() -> ExitCode {
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Runner { action, db } => runner(action, &db.database_url).await,
+        Command::Project { action, db } => project(action, &db.database_url).await,
         Command::Subscription { action, db } => subscription(action, &db.database_url).await,
         Command::Backup { path, db } => backup(&path, &db.database_url).await,
         Command::Prune {

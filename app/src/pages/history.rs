@@ -163,7 +163,11 @@ pub fn render_commit(c: CommitChanges, now: i64) -> String {
                 <nav class="crumbs"><a href=paths::project(&project)>{project.clone()}</a>" / commit"</nav>
                 <h1 class="long-name">{title}</h1>
                 <dl class="cell-facts">
-                    <dt>"sha"</dt><dd><code>{sha.clone()}</code></dd>
+                    <dt>"sha"</dt>
+                    <dd>
+                        <code>{sha.clone()}</code>
+                        {c.upstream.clone().map(|u| view! { " · "<a href=u rel="external">"upstream"</a> })}
+                    </dd>
                     <dt>"tags"</dt><dd>{tags}</dd>
                     <dt>"author"</dt><dd>{c.commit.author.clone().unwrap_or_default()}</dd>
                     <dt>"committed"</dt><dd>{committed}</dd>

@@ -8,7 +8,7 @@ use super::rows::{
 use super::{now_ms, Result, Storage};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use trellis_domain::view::StoredKernel;
-use trellis_domain::view::{CommitHealth, Project, ProjectSummary};
+use trellis_domain::view::{CommitHealth, CommitUrl, Project, ProjectSummary};
 use trellis_domain::Kernel;
 
 type Tx<'a> = Transaction<'a, Any>;
@@ -130,6 +130,30 @@ impl Storage {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Sets (or with `None` clears) where the project's commits are browsed upstream; false if
+    /// there is no such project.
+    pub async fn set_commit_url(&self, name: &str, url: Option<&CommitUrl>) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let changed = sqlx::query("UPDATE projects SET commit_url = $2 WHERE name = $1")
+            .bind(name)
+            .bind(url.map(CommitUrl::template))
+            .execute(&self.writes)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
+    }
+
+    /// Where the project's commits are browsed upstream, if it says.
+    pub(super) async fn commit_url(&self, project: &Project) -> Result<Option<CommitUrl>> {
+        let template: Option<String> = sqlx::query("SELECT commit_url FROM projects WHERE id = $1")
+            .bind(project.id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        // Stored only after `CommitUrl::parse`; one that no longer parses is left unlinked.
+        Ok(template.and_then(|t| CommitUrl::parse(&t).ok()))
     }
 
     pub async fn is_empty(&self) -> Result<bool> {

@@ -230,6 +230,7 @@ impl Storage {
         };
         let streams = StreamChange::between(&kernels, &before, &now);
         let results = KernelResult::list(&kernels, &now);
+        let upstream = self.commit_url(&project).await?.map(|u| u.of(&commit.sha));
         let all = self.breakages(&project).await?;
         let opened = all
             .iter()
@@ -246,6 +247,7 @@ impl Storage {
             commit,
             parent,
             child,
+            upstream,
             results,
             streams,
             opened,

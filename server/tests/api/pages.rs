@@ -259,10 +259,42 @@ async fn nothing_broken_says_so(db: TestDb) {
     assert!(health.contains("class=\"health\""), "{health}");
 }
 
+/// A project that says where its commits are browsed gets an upstream link on each commit
+/// page (and in the commit's JSON); one that does not gets none.
+async fn commit_pages_link_upstream_when_the_project_says_where(db: TestDb) {
+    let h = Harness::new(db).await;
+    h.post_report(report("4.18.0-553.el8_10.x86_64", 1, "pass", "u"))
+        .await;
+    let commit = format!("/p/wg/commit/{}", sha(1));
+    let (_, page) = h.get(&commit).await;
+    assert!(!page.contains("upstream</a>"), "no link before one is set");
+    let url = trellis_domain::view::CommitUrl::parse("https://git.example.org/wg/commit/?id={sha}")
+        .unwrap();
+    assert!(h.storage.set_commit_url("wg", Some(&url)).await.unwrap());
+    assert!(!h.storage.set_commit_url("nope", Some(&url)).await.unwrap());
+    let (status, page) = h.get(&commit).await;
+    assert_eq!(status, StatusCode::OK);
+    let link = format!("href=\"https://git.example.org/wg/commit/?id={}\"", sha(1));
+    assert!(page.contains(&link), "{page}");
+    let (_, body) = h
+        .json(
+            "GET",
+            &format!("/api/v1/projects/wg/commits/{}", sha(1)),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        body["upstream"],
+        json!(format!("https://git.example.org/wg/commit/?id={}", sha(1)))
+    );
+}
+
 on_both_backends!(
     pages_render_and_errors_are_typed,
     openapi_paths_exist,
     the_home_page_says_what_is_broken_now_and_cells_link_their_surroundings,
     the_raw_log_downloads_as_text,
     nothing_broken_says_so,
+    commit_pages_link_upstream_when_the_project_says_where,
 );
