@@ -12,8 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { freePort, waitForHealth, launchChromium } from './harness.js';
 
 const BIN = process.env.TRELLIS_BIN;
 const SITE = process.env.SITE_ROOT;
@@ -28,24 +27,6 @@ const VARIANTS = [
 let dir, db, server, base, browser, serverLog = '';
 /** Paths of the pages to check, found by following links the way a reader would. */
 const pages = {};
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-async function waitForHealth(url, ms) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try { if ((await fetch(url)).ok) return; } catch { /* not up yet */ }
-    if (server.exitCode !== null) throw new Error(`server exited early:\n${serverLog}`);
-    await new Promise(r => setTimeout(r, 200));
-  }
-  throw new Error(`server not healthy after ${ms} ms:\n${serverLog}`);
-}
 
 /** The path of the first link on `path` matching `selector`. */
 async function linkOn(page, path, selector) {
@@ -77,12 +58,8 @@ before(async () => {
   server = spawn(BIN, ['serve', '--demo', '--addr', `127.0.0.1:${port}`, '--site-root', SITE], { env });
   server.stdout.on('data', d => { serverLog += d; });
   server.stderr.on('data', d => { serverLog += d; });
-  await waitForHealth(`${base}/api/v1/health`, 120_000);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  await waitForHealth(`${base}/api/v1/health`, 120_000, server, () => serverLog);
+  browser = await launchChromium();
 
   const context = await browser.newContext();
   const page = await context.newPage();

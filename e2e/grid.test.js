@@ -7,31 +7,12 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { freePort, waitForHealth, launchChromium } from './harness.js';
 
 const BIN = process.env.TRELLIS_BIN;
 const SITE = process.env.SITE_ROOT;
 const PROJECT = 'demo-wireguard-linux-compat';
 let dir, server, base, token, browser, serverLog = '';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-async function waitForHealth(url, ms) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try { if ((await fetch(url)).ok) return; } catch { /* not up yet */ }
-    if (server.exitCode !== null) throw new Error(`server exited early:\n${serverLog}`);
-    await new Promise(r => setTimeout(r, 200));
-  }
-  throw new Error(`server not healthy after ${ms} ms:\n${serverLog}`);
-}
 
 before(async () => {
   assert.ok(BIN && SITE, 'TRELLIS_BIN and SITE_ROOT must be set (make test-e2e sets them)');
@@ -43,12 +24,8 @@ before(async () => {
   server = spawn(BIN, ['serve', '--demo', '--addr', `127.0.0.1:${port}`, '--site-root', SITE], { env });
   server.stdout.on('data', d => { serverLog += d; });
   server.stderr.on('data', d => { serverLog += d; });
-  await waitForHealth(`${base}/api/v1/health`, 120_000);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  await waitForHealth(`${base}/api/v1/health`, 120_000, server, () => serverLog);
+  browser = await launchChromium();
 });
 
 after(async () => {

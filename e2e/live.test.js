@@ -9,8 +9,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { freePort, waitForHealth, launchChromium } from './harness.js';
 
 const BIN = process.env.TRELLIS_BIN;
 const SITE = process.env.SITE_ROOT;
@@ -19,25 +18,11 @@ const KERNEL = '4.18.0-553.el8_10.x86_64';
 const sha = n => n.toString(16).padStart(40, '0');
 let dir, env, port, base, token, server, browser, serverLog = '';
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
 async function start() {
   server = spawn(BIN, ['serve', '--addr', `127.0.0.1:${port}`, '--site-root', SITE], { env });
   server.stdout.on('data', d => { serverLog += d; });
   server.stderr.on('data', d => { serverLog += d; });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try { if ((await fetch(`${base}/api/v1/health`)).ok) return; } catch { /* not up yet */ }
-    if (server.exitCode !== null) throw new Error(`server exited early:\n${serverLog}`);
-    await new Promise(r => setTimeout(r, 200));
-  }
-  throw new Error(`server not healthy after 60 s:\n${serverLog}`);
+  await waitForHealth(`${base}/api/v1/health`, 60_000, server, () => serverLog);
 }
 
 /** Stops the server as a service manager would (SIGTERM) and waits for it to exit. */
@@ -80,11 +65,7 @@ before(async () => {
   const commits = [3, 2, 1].map(n => ({ sha: sha(n), parents: n > 1 ? [sha(n - 1)] : [], subject: `commit ${n}` }));
   assert.equal((await api(`/projects/${PROJECT}/commits`, { commits })).status, 200);
   await postReport(1, 'pass', 'run-1');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

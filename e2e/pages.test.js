@@ -9,8 +9,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { freePort, waitForHealth, launchChromium } from './harness.js';
 
 const BIN = process.env.TRELLIS_BIN;
 const SITE = process.env.SITE_ROOT;
@@ -23,24 +22,6 @@ const LOG = 'make -C /lib/modules/build M=/src modules\n  CC [M]  /src/queueing.
 let dir, server, base, token, browser, serverLog = '';
 /** The report id of the failing cell (553 at commit 4). */
 let failing;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-async function waitForHealth(url, ms) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try { if ((await fetch(url)).ok) return; } catch { /* not up yet */ }
-    if (server.exitCode !== null) throw new Error(`server exited early:\n${serverLog}`);
-    await new Promise(r => setTimeout(r, 200));
-  }
-  throw new Error(`server not healthy after ${ms} ms:\n${serverLog}`);
-}
 
 async function api(path, body) {
   const res = await fetch(`${base}${path}`, {
@@ -72,7 +53,7 @@ before(async () => {
   server = spawn(BIN, ['serve', '--demo', '--addr', `127.0.0.1:${port}`, '--site-root', SITE], { env });
   server.stdout.on('data', d => { serverLog += d; });
   server.stderr.on('data', d => { serverLog += d; });
-  await waitForHealth(`${base}/api/v1/health`, 120_000);
+  await waitForHealth(`${base}/api/v1/health`, 120_000, server, () => serverLog);
   // Five commits; the newer kernel passes on 1, is untested on 2 and 3, fails from 4: a
   // module commit broke it, with two untested commits to bisect.
   const commits = [5, 4, 3, 2, 1].map(i => ({
@@ -90,11 +71,7 @@ before(async () => {
     if (b.current && b.breakages.length === 1) break;
     await new Promise(r => setTimeout(r, 100));
   }
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

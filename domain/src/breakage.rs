@@ -810,24 +810,34 @@ fn absorb(into: &mut Breakage, other: Breakage) {
     }
 }
 
+/// The scenario strings breakage tests (here and in `events` and `now`) are written in.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernel::Kernel;
 
     /// A lane of kernels and their results along commits 1..=n: `P` pass, `F` fail, `~` flaky,
     /// `E` runner error, `S` skip, `.` untested.
-    struct Scenario {
-        kernels: Vec<StoredKernel>,
-        commits: Vec<StoredCommit>,
-        cells: Vec<CellFacts>,
+    pub(crate) struct Scenario {
+        pub kernels: Vec<StoredKernel>,
+        pub commits: Vec<StoredCommit>,
+        pub cells: Vec<CellFacts>,
     }
 
-    fn sha(i: usize) -> String {
+    pub(crate) fn sha(i: usize) -> String {
         format!("{i:040x}")
     }
 
-    fn scenario(stream: &str, rows: &[(&str, &str)]) -> Scenario {
+    /// A scenario whose kernels are in the streams their names give (`el8`, `el7`, ...).
+    pub(crate) fn named(rows: &[(&str, &str)]) -> Scenario {
+        build(None, rows)
+    }
+
+    pub(crate) fn scenario(stream: &str, rows: &[(&str, &str)]) -> Scenario {
+        build(Some(stream), rows)
+    }
+
+    fn build(stream: Option<&str>, rows: &[(&str, &str)]) -> Scenario {
         let n = rows[0].1.len();
         let commits = (1..=n)
             .map(|i| StoredCommit {
@@ -845,7 +855,7 @@ mod tests {
             let id = 100 + ki as i64;
             kernels.push(StoredKernel {
                 id,
-                kernel: Kernel::parse(uname, None, Some(stream)).unwrap(),
+                kernel: Kernel::parse(uname, None, stream).unwrap(),
             });
             for (ci, r) in results.chars().enumerate() {
                 let state = match r {
@@ -875,7 +885,7 @@ mod tests {
         }
     }
 
-    fn run(s: &Scenario) -> Vec<Breakage> {
+    pub(crate) fn run(s: &Scenario) -> Vec<Breakage> {
         find_breakages(&s.kernels, &s.commits, &s.cells)
     }
 

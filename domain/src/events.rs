@@ -309,54 +309,12 @@ pub fn description(mut detail: BreakageDetail, id: i64) -> BreakageDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::breakage::{find_breakages, CellFacts};
-    use crate::view::{StoredCommit, StoredKernel};
-    use crate::{CellState, Kernel};
-    use std::sync::Arc;
+    use crate::breakage::tests::{named, run, sha};
 
-    /// Kernels of one el8 lane with their results along commits 1..=n, as in the breakage tests:
-    /// `P` pass, `F` fail, `.` untested.
+    /// The breakages of one lane written as in the breakage tests: `P` pass, `F` fail, `.`
+    /// untested.
     fn computed(rows: &[(&str, &str)]) -> Vec<Breakage> {
-        let n = rows[0].1.len();
-        let commits: Vec<StoredCommit> = (1..=n)
-            .map(|i| StoredCommit {
-                id: i as i64,
-                sha: sha(i),
-                subject: None,
-                author: None,
-                committed_at: None,
-                tags: vec![],
-            })
-            .collect();
-        let mut kernels = Vec::new();
-        let mut cells = Vec::new();
-        for (ki, (uname, results)) in rows.iter().enumerate() {
-            let id = 100 + ki as i64;
-            kernels.push(StoredKernel {
-                id,
-                kernel: Kernel::parse(uname, None, None).unwrap(),
-            });
-            for (ci, r) in results.chars().enumerate() {
-                let state = match r {
-                    'P' => CellState::Pass,
-                    'F' => CellState::Fail,
-                    _ => continue,
-                };
-                cells.push(CellFacts {
-                    kernel_id: id,
-                    commit_id: ci as i64 + 1,
-                    state,
-                    signature: (state == CellState::Fail).then(|| Arc::from("x.c: error: boom")),
-                    first_fail_at: (state == CellState::Fail).then_some(ci as i64),
-                    first_pass_at: (state == CellState::Pass).then_some(ci as i64),
-                });
-            }
-        }
-        find_breakages(&kernels, &commits, &cells)
-    }
-
-    fn sha(i: usize) -> String {
-        format!("{i:040x}")
+        run(&named(rows))
     }
 
     /// Announces whatever `identify` calls new, as storage does, and returns the events.

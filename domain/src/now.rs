@@ -161,56 +161,25 @@ pub fn next_step(b: &Breakage) -> NextStep {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::breakage::{find_breakages, CellFacts};
+    use crate::breakage::tests::{named, run};
     use crate::status::CellState;
-    use crate::view::{StoredCommit, StoredKernel};
-    use crate::Kernel;
     use std::sync::Arc;
 
-    pub(crate) fn sha(i: usize) -> String {
-        format!("{i:040x}")
-    }
+    pub(crate) use crate::breakage::tests::sha;
 
-    /// The project's breakages from a lane of kernels and their results along commits 1..=n:
-    /// `P` pass, `F` fail, `.` untested. Results of commit `i` arrive at `i * 1000` ms.
+    /// The project's breakages from kernels and their results along commits 1..=n, written as
+    /// in the breakage tests (`P` pass, `F` fail, `.` untested). Results of commit `i` arrive at
+    /// `i * 1000` ms and every failure reads `x.c: error: boom`.
     pub(crate) fn breakages(rows: &[(&str, &str)]) -> Vec<Breakage> {
-        let n = rows[0].1.len();
-        let commits: Vec<StoredCommit> = (1..=n)
-            .map(|i| StoredCommit {
-                id: i as i64,
-                sha: sha(i),
-                subject: None,
-                author: None,
-                committed_at: None,
-                tags: vec![],
-            })
-            .collect();
-        let mut kernels = Vec::new();
-        let mut cells = Vec::new();
-        for (ki, (uname, results)) in rows.iter().enumerate() {
-            let id = 100 + ki as i64;
-            kernels.push(StoredKernel {
-                id,
-                kernel: Kernel::parse(uname, None, None).unwrap(),
-            });
-            for (ci, r) in results.chars().enumerate() {
-                let state = match r {
-                    'P' => CellState::Pass,
-                    'F' => CellState::Fail,
-                    _ => continue,
-                };
-                let t = (ci as i64 + 1) * 1000;
-                cells.push(CellFacts {
-                    kernel_id: id,
-                    commit_id: ci as i64 + 1,
-                    state,
-                    signature: (state == CellState::Fail).then(|| Arc::from("x.c: error: boom")),
-                    first_fail_at: (state == CellState::Fail).then_some(t),
-                    first_pass_at: (state == CellState::Pass).then_some(t),
-                });
-            }
+        let mut s = named(rows);
+        for c in &mut s.cells {
+            let t = c.commit_id * 1000;
+            let fails = c.state == CellState::Fail;
+            c.signature = fails.then(|| Arc::from("x.c: error: boom"));
+            c.first_fail_at = fails.then_some(t);
+            c.first_pass_at = (c.state == CellState::Pass).then_some(t);
         }
-        find_breakages(&kernels, &commits, &cells)
+        run(&s)
     }
 
     fn now(rows: &[(&str, &str)]) -> BrokenNow {
