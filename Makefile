@@ -16,7 +16,7 @@ BIN_DIR := $(CARGO_TARGET_DIR)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 # bundle that fails at run time).
 WASM_OPT := tools/node_modules/.bin/wasm-opt
 
-.PHONY: run test bench site server tools lint test-unit test-db test-contract test-notify test-e2e pg clean
+.PHONY: run test bench site server tools lint test-unit test-db test-contract test-notify test-ci test-e2e pg rpm-tools clean
 
 run: site server
 	mkdir -p data
@@ -51,10 +51,11 @@ server:
 
 # --- tests ---------------------------------------------------------------------------------------
 # One profile (dev) for every test, so CI builds the workspace once.
-test: site pg lint
+test: site pg lint rpm-tools
 	cargo test --workspace --exclude trellis-bench
 	$(MAKE) test-contract
 	$(MAKE) test-notify
+	$(MAKE) test-ci
 	$(MAKE) test-e2e
 
 lint:
@@ -68,10 +69,10 @@ pg:
 
 # The OpenAPI document against a running debug server: schemathesis, pinned, in its own virtualenv
 # (Debian's python3 needs python3-venv to make one).
-$(VENV)/bin/schemathesis: tests-contract/requirements.txt tests-notify/requirements.txt
+$(VENV)/bin/schemathesis: tests-contract/requirements.txt tests-notify/requirements.txt tests-ci/requirements.txt
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || (apt-get update && apt-get install -y python3-venv)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests-contract/requirements.txt -r tests-notify/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests-contract/requirements.txt -r tests-notify/requirements.txt -r tests-ci/requirements.txt
 	touch $@
 
 test-contract: $(VENV)/bin/schemathesis
@@ -83,6 +84,18 @@ test-contract: $(VENV)/bin/schemathesis
 test-notify: $(VENV)/bin/schemathesis pg
 	cargo build -p trellis-server
 	tests-notify/run.sh $(CARGO_TARGET_DIR)/debug/trellis $(VENV)/bin/python
+
+# Kernel discovery is tested against real repositories: kernel-devel RPMs built with rpmbuild and
+# indexed with createrepo_c (zstd recompresses one repository's metadata).
+rpm-tools:
+	@command -v rpmbuild >/dev/null && command -v createrepo_c >/dev/null && command -v zstd >/dev/null \
+		|| (apt-get update && apt-get install -y rpm createrepo-c zstd)
+
+# The CI loop end to end: the real server and two real runners against a dnf repository of real
+# kernel-devel RPMs (scripts/kernel-repo.sh) and a module's git repository, on SQLite and PostgreSQL.
+test-ci: $(VENV)/bin/schemathesis pg rpm-tools
+	cargo build -p trellis-server -p trellis-runner
+	tests-ci/run.sh $(CARGO_TARGET_DIR)/debug $(VENV)/bin/python
 
 e2e/node_modules: e2e/package.json e2e/package-lock.json
 	cd e2e && npm ci --no-audit --no-fund

@@ -1,13 +1,14 @@
 // Accessibility: axe-core (from npm) on every kind of page, in the light and the dark theme, at a
 // desktop and a phone width; any violation fails. Also the skip link, the dark theme itself and
 // the breakage-start marker under forced colours. Starts its own `trellis` server with the demo
-// project, as grid.test.js does.
+// project, as grid.test.js does, and a small project of its own with runners, a lease and a
+// failing kernel source for the coverage page.
 //
 // The pages carry a strict Content-Security-Policy that rightly refuses axe's injected script, so
 // the axe runs (and only they) use a browser context with `bypassCSP`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { freePort, waitForHealth, launchChromium } from './harness.js';
 const BIN = process.env.TRELLIS_BIN;
 const SITE = process.env.SITE_ROOT;
 const PROJECT = 'demo-wireguard-linux-compat';
+const COVERED = 'a11y-covered';
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const VARIANTS = [
   { name: 'light 1440', colorScheme: 'light', viewport: { width: 1440, height: 900 } },
@@ -53,12 +55,20 @@ before(async () => {
     // Every variant posts the subscribe form once.
     TRELLIS_SUBSCRIBE_PER_HOUR: '100',
   };
+  // A project with what the demo lacks, for the coverage page's tables: runners, a lease and a
+  // kernel source whose poll fails (nothing listens on port 9).
+  execFileSync(BIN, ['project', 'add', COVERED], { env, stdio: 'ignore' });
+  const runnerToken = execFileSync(BIN, ['runner', 'add', 'a11y-runner', '--scope', COVERED], { env }).toString().trim();
+  execFileSync(BIN, ['source', 'add', COVERED, '--url', 'http://127.0.0.1:9/repo/', '--stream', 'el8'], { env, stdio: 'ignore' });
+  // The poll fails, so the command does too.
+  assert.equal(spawnSync(BIN, ['source', 'poll'], { env, stdio: 'ignore' }).status, 1);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(BIN, ['serve', '--demo', '--addr', `127.0.0.1:${port}`, '--site-root', SITE], { env });
   server.stdout.on('data', d => { serverLog += d; });
   server.stderr.on('data', d => { serverLog += d; });
   await waitForHealth(`${base}/api/v1/health`, 120_000, server, () => serverLog);
+  await coveredProject(runnerToken);
   browser = await launchChromium();
 
   const context = await browser.newContext();
@@ -74,6 +84,9 @@ before(async () => {
   pages.commit = await linkOn(page, grid, 'a[href*="/commit/"]');
   pages['commit search'] = `${grid}/commits?q=v1.0`;
   pages.signature = await linkOn(page, pages.breakages, 'a[href*="/signature/"]');
+  pages.coverage = `${grid}/coverage`;
+  pages['coverage (since)'] = await linkOn(page, pages.coverage, 'a[href*="/coverage?since="]');
+  pages['coverage (runners, lease, failing source)'] = `/p/${COVERED}/coverage`;
   pages['error (404)'] = `${grid}/kernel/el8/no-such-kernel`;
   pages['error (unknown project)'] = '/p/no-such-project';
   // A subscription waiting for its confirmation, for the pages behind the mail's links.
@@ -90,6 +103,33 @@ after(async () => {
   server?.kill('SIGTERM');
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/** Two commits and two kernels, one of them untested at head, then a lease of that cell. */
+async function coveredProject(token) {
+  const post = async (path, body) => {
+    const res = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    assert.ok(res.ok, `${path}: ${res.status} ${text}`);
+    return JSON.parse(text);
+  };
+  const sha = n => String(n).repeat(40);
+  await post(`/api/v1/projects/${COVERED}/commits`, {
+    commits: [{ sha: sha(2), parents: [sha(1)] }, { sha: sha(1), parents: [] }],
+  });
+  const at = new Date().toISOString();
+  for (const [kernel, commit] of [['4.18.0-513.el8_9.x86_64', 1], ['4.18.0-553.el8_10.x86_64', 2]]) {
+    await post('/api/v1/reports', {
+      project: COVERED, kernel: { version: kernel }, commit: { sha: sha(commit) }, status: 'pass',
+      started_at: at, finished_at: at, log: 'ok\n', run_id: `${kernel}-${commit}`,
+    });
+  }
+  const { jobs } = await post('/api/v1/jobs/lease', { project: COVERED, streams: ['el8'], max_jobs: 1 });
+  assert.equal(jobs.length, 1);
+}
 
 /** Posts the grid page's subscribe form, as a reader would; the page shown is the answer. */
 async function subscribe(page, email) {
@@ -136,7 +176,8 @@ async function checkEverywhere(path, prepare) {
 }
 
 const PAGE_NAMES = ['home', 'grid', 'grid filtered', 'breakages', 'cell (fail)', 'cell (pass)', 'kernel', 'commit',
-  'signature', 'confirm', 'unsubscribe', 'not subscribed', 'error (404)', 'error (unknown project)'];
+  'signature', 'coverage', 'coverage (since)', 'coverage (runners, lease, failing source)', 'confirm', 'unsubscribe',
+  'not subscribed', 'error (404)', 'error (unknown project)'];
 for (const name of PAGE_NAMES) {
   test(`axe finds nothing on the ${name} page, light and dark, 1440 and 390 px`, { timeout: 180_000 }, async () => {
     await checkEverywhere(pages[name]);

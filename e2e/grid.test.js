@@ -18,13 +18,14 @@ before(async () => {
   assert.ok(BIN && SITE, 'TRELLIS_BIN and SITE_ROOT must be set (make test-e2e sets them)');
   dir = mkdtempSync(join(tmpdir(), 'trellis-e2e-'));
   const env = { ...process.env, DATABASE_URL: `sqlite://${dir}/e2e.db?mode=rwc`, RUST_LOG: 'warn' };
-  token = execFileSync(BIN, ['runner', 'add', 'e2e-runner'], { env }).toString().trim();
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(BIN, ['serve', '--demo', '--addr', `127.0.0.1:${port}`, '--site-root', SITE], { env });
   server.stdout.on('data', d => { serverLog += d; });
   server.stderr.on('data', d => { serverLog += d; });
   await waitForHealth(`${base}/api/v1/health`, 120_000, server, () => serverLog);
+  // The demo project exists once the server has seeded it: a runner is then scoped to it.
+  token = execFileSync(BIN, ['runner', 'add', 'e2e-runner', '--scope', PROJECT], { env }).toString().trim();
   browser = await launchChromium();
 });
 

@@ -57,7 +57,8 @@ before(async () => {
   assert.ok(BIN && SITE, 'TRELLIS_BIN and SITE_ROOT must be set (make test-e2e sets them)');
   dir = mkdtempSync(join(tmpdir(), 'trellis-live-e2e-'));
   env = { ...process.env, DATABASE_URL: `sqlite://${dir}/e2e.db?mode=rwc`, RUST_LOG: 'warn' };
-  token = execFileSync(BIN, ['runner', 'add', 'e2e-runner'], { env }).toString().trim();
+  execFileSync(BIN, ['project', 'add', PROJECT], { env, stdio: 'ignore' });
+  token = execFileSync(BIN, ['runner', 'add', 'e2e-runner', '--scope', PROJECT], { env }).toString().trim();
   port = await freePort();
   base = `http://127.0.0.1:${port}`;
   await start();

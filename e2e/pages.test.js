@@ -1,6 +1,7 @@
-// The workbench pages in a browser: the "now" summary on the home page, the cell page (numbered
-// log lines with anchors, jump to the first error, neighbours, raw log), the breakage card's copy
-// button, and no sideways overflow at 390 px on the cell, kernel, commit and signature pages.
+// The workbench pages in a browser: the "now" summary and trust figures on the home page, the
+// coverage page, the cell page (numbered log lines with anchors, jump to the first error,
+// neighbours, raw log), the breakage card's copy button, and no sideways overflow at 390 px on the
+// cell, kernel, commit, signature and coverage pages.
 // Starts its own `trellis` server (with the demo project, as grid.test.js does) and posts a small
 // project of its own, so what it checks does not depend on the demo's data.
 import { test, before, after } from 'node:test';
@@ -47,7 +48,8 @@ before(async () => {
   assert.ok(BIN && SITE, 'TRELLIS_BIN and SITE_ROOT must be set (make test-e2e sets them)');
   dir = mkdtempSync(join(tmpdir(), 'trellis-e2e-pages-'));
   const env = { ...process.env, DATABASE_URL: `sqlite://${dir}/e2e.db?mode=rwc`, RUST_LOG: 'warn' };
-  token = execFileSync(BIN, ['runner', 'add', 'e2e-runner'], { env }).toString().trim();
+  execFileSync(BIN, ['project', 'add', PROJECT], { env, stdio: 'ignore' });
+  token = execFileSync(BIN, ['runner', 'add', 'e2e-runner', '--scope', PROJECT], { env }).toString().trim();
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(BIN, ['serve', '--demo', '--addr', `127.0.0.1:${port}`, '--site-root', SITE], { env });
@@ -109,6 +111,47 @@ test('the home page says what is broken now and links to it', { timeout: 60_000 
   await ours.locator('.now-stream').click();
   await page.waitForURL(/\/breakages#.+/);
   assert.equal(await page.isVisible(`[id="${new URL(page.url()).hash.slice(1)}"]`), true);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('the coverage page gives the trust figure of what was posted, and lists what head lacks', { timeout: 90_000 }, async () => {
+  const coverage = `/p/${PROJECT}/coverage`;
+  for (const viewport of [{ width: 1440, height: 900 }, { width: 390, height: 844 }]) {
+    const { page, problems, context } = await watchedPage({ viewport });
+    // Linked from the project's grid page.
+    await page.goto(`${base}/p/${PROJECT}`);
+    await Promise.all([page.waitForURL(`${base}${coverage}`), page.click(`a[href="${coverage}"]`)]);
+    // Head is commit 5: of the two el8 kernels only the newer has a result there (posted 1 h ago).
+    assert.deepEqual(await page.$$eval('ul.trust li', lis => lis.map(li => li.textContent)),
+      ['el8 (Enterprise Linux 8): 50% of kernels tested at head (1 of 2), newest result 1 h ago']);
+    assert.match(await page.textContent('.health-problems'), /No health problems/);
+    // The runner that posted: five reports, one of them a runner error.
+    const runner = await page.$$eval('tr:has(th:text-is("e2e-runner")) td', tds => tds.map(td => td.textContent));
+    assert.deepEqual([runner[0], runner[3], runner[4], runner[6]], ['yes', '5', '20%', PROJECT]);
+    assert.match(await page.textContent('main'), /No kernel sources: kernels come only from reports/);
+    assert.match(await page.textContent('main'), /Every known kernel has at least one result/);
+    // The kernel missing at head, listed as untested since the head commit.
+    await Promise.all([page.waitForURL(/\?since=5{40}$/), page.click('text=1 kernel without a result at head')]);
+    assert.equal(await page.inputValue('#since'), sha(5));
+    assert.deepEqual(await page.$$eval('table.coverage tbody th a', as => as.map(a => a.textContent)), [EL8[0]]);
+    // Asked through the form: every kernel has a result on commit 4 or newer.
+    await page.fill('#since', sha(4));
+    await Promise.all([page.waitForURL(/\?since=4{40}$/), page.click('.since-form button')]);
+    assert.match(await page.textContent('main'), /Every known kernel has a result on this commit or a newer one/);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= viewport.width, `the coverage page is ${width} px wide at ${viewport.width}`);
+    assert.deepEqual(problems, []);
+    await context.close();
+  }
+});
+
+test('the home page gives each stream\'s trust figure, linked to the coverage page', { timeout: 30_000 }, async () => {
+  const { page, problems, context } = await watchedPage();
+  await page.goto(`${base}/`);
+  const ours = page.locator('li.project', { has: page.locator(`a.project-name:text-is("${PROJECT}")`) });
+  assert.equal(await ours.locator('.trust li').textContent(), 'el8: 50% of kernels tested at head, newest result 1 h ago');
+  assert.equal(await ours.locator('.trust a').getAttribute('href'), `/p/${PROJECT}/coverage`);
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -31,7 +31,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 export DATABASE_URL="sqlite://$work/trellis.db?mode=rwc"
-token=$("$bin" runner add contract-test 2>"$work/runner.log") || {
+"$bin" project add wg 2>"$work/runner.log" || {
+  cat "$work/runner.log" >&2
+  exit 1
+}
+token=$("$bin" runner add contract-test --scope wg 2>"$work/runner.log") || {
   cat "$work/runner.log" >&2
   exit 1
 }

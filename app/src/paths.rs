@@ -73,6 +73,20 @@ pub fn breakages(project: &str) -> String {
     format!("/p/{}/breakages", segment(project))
 }
 
+/// How far the project's CI can be trusted.
+pub fn coverage(project: &str) -> String {
+    format!("/p/{}/coverage", segment(project))
+}
+
+/// The coverage page with the kernels that have no result on `sha` or a newer commit.
+pub fn coverage_since(project: &str, sha: &str) -> String {
+    format!(
+        "{}{}",
+        coverage(project),
+        query(&[("since", sha.to_string())])
+    )
+}
+
 /// One breakage's card on the breakages page.
 pub fn breakage(project: &str, id: &str) -> String {
     format!("{}#{}", breakages(project), segment(id))
@@ -231,6 +245,8 @@ mod tests {
         let k = Kernel::parse("4.18.0-553.el8_10.x86_64+debug", None, Some("rhel-8")).unwrap();
         assert_eq!(project("a b"), "/p/a%20b");
         assert_eq!(breakages("a#b"), "/p/a%23b/breakages");
+        assert_eq!(coverage("a b"), "/p/a%20b/coverage");
+        assert_eq!(coverage_since("wg", "ab&c"), "/p/wg/coverage?since=ab%26c");
         assert_eq!(
             kernel("a/b", &k),
             "/p/a%2Fb/kernel/rhel-8/4.18.0-553.el8_10.x86_64+debug"

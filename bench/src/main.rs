@@ -142,9 +142,26 @@ impl Drop for Server {
     }
 }
 
+/// The grid's project, the one a runner posts to during a long push, and the pushed one.
+const PROJECTS: [&str; 3] = ["bench", "bench-side", "bench-history"];
+/// Runners asking for work at once in the lease phase.
+const LEASERS: usize = 8;
+
 fn start_server(args: &Args, db: &str) -> (Server, String) {
+    // As an administrator does: the projects first, then a runner scoped to them.
+    for project in PROJECTS {
+        let added = Command::new(&args.bin)
+            .args(["project", "add", project])
+            .env("DATABASE_URL", db)
+            .stderr(Stdio::null())
+            .status()
+            .expect("run trellis project add");
+        assert!(added.success(), "trellis project add {project} failed");
+    }
+    let scopes = PROJECTS.iter().flat_map(|p| ["--scope", p]);
     let token = Command::new(&args.bin)
         .args(["runner", "add", "bench"])
+        .args(scopes)
         .env("DATABASE_URL", db)
         .stderr(Stdio::null())
         .output()
@@ -525,6 +542,73 @@ async fn long_push(
     (push_ms, waits.into_iter().fold(0.0, f64::max), n)
 }
 
+/// A new head commit makes every kernel worth a job: `LEASERS` runners lease them one at a time
+/// until none is left. Returns the lease calls' latencies; asserts no cell was leased twice.
+async fn lease_latency(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kernels: &[String],
+    head: usize,
+) -> Vec<f64> {
+    let commit =
+        serde_json::json!({"sha": sha(head), "parents": [sha(head - 1)], "subject": "new head"});
+    push_history(client, base, token, "bench", vec![commit]).await;
+    let ask = serde_json::json!({
+        "project": "bench",
+        "kernels": kernels.iter().map(|k| serde_json::json!({"version": k})).collect::<Vec<_>>(),
+    });
+    let leasers = (0..LEASERS).map(|_| {
+        let (client, url, token, ask) = (
+            client.clone(),
+            format!("{base}/api/v1/jobs/lease"),
+            token.to_string(),
+            ask.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut times, mut cells) = (Vec::new(), Vec::new());
+            loop {
+                let start = Instant::now();
+                let answer: serde_json::Value = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&ask)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+                let jobs = answer["jobs"].as_array().unwrap();
+                if jobs.is_empty() {
+                    return (times, cells);
+                }
+                for job in jobs {
+                    let cell = format!("{}@{}", job["kernel"]["uname"], job["commit"]["sha"]);
+                    cells.push(cell);
+                }
+            }
+        })
+    });
+    let mut times = Vec::new();
+    let mut cells = Vec::new();
+    for leaser in leasers {
+        let (t, c) = leaser.await.unwrap();
+        times.extend(t);
+        cells.extend(c);
+    }
+    let leased = cells.len();
+    cells.sort();
+    cells.dedup();
+    assert_eq!(cells.len(), leased, "a cell was leased twice");
+    assert!(
+        leased >= kernels.len(),
+        "every kernel at the new head is leased"
+    );
+    sorted(times)
+}
+
 /// A linear history of `n` commits, oldest first.
 fn linear_history(first: usize, n: usize, subject: &str) -> Vec<serde_json::Value> {
     (first..first + n)
@@ -616,6 +700,7 @@ async fn main() {
     let catch_up =
         breakages_catch_up(&client, &server.base, &token, &kernels[3], args.commits - 2).await;
     let announced = announce_latency(&client, &server.base, &token, &kernels[0]).await;
+    let leases = lease_latency(&client, &server.base, &token, &kernels, args.commits).await;
     let (rss, hwm) = rss_kib(server.child.id());
     let (mixed_grid, mixed_breakages, mixed_writes) = mixed_load(
         &client,
@@ -701,6 +786,15 @@ async fn main() {
         announced,
         "ms",
     );
+    line(
+        format!(
+            "lease a job ({LEASERS} runners, {} calls) p50",
+            leases.len()
+        ),
+        percentile(&leases, 0.5),
+        "ms",
+    );
+    line("lease a job p95".into(), percentile(&leases, 0.95), "ms");
     let mixed = format!("mixed {MIXED_READERS} readers + {MIXED_WRITERS} writers");
     for (what, times) in [
         ("grid page", &mixed_grid),

@@ -12,19 +12,29 @@
 //! - [`events`]: one identity per breakage for its whole life, and its `opened`/`fixed` events.
 //! - [`notice`]: what a feed entry or a mail says about an event, as text and HTML.
 //! - [`now`]: what is broken now: one line per open breakage, with its culprit and next step.
+//! - [`project`]: what an administrator says about a project (description, git and commit links).
+//! - [`schedule`]: what to build next, most useful first.
+//! - [`scope`]: who may post what: runner tokens scoped to projects, streams and arches.
+//! - [`coverage`]: how far the CI can be trusted: head coverage, runner and source health.
+//! - [`health`]: health events: a CI problem raised once and cleared once.
 //! - [`badge`]: status badges for READMEs, drawn as SVG.
 //! - [`view`]: read models: what pages and the API show of stored projects, cells and reports.
 
 pub mod badge;
 pub mod breakage;
+pub mod coverage;
 pub mod events;
 pub mod grid;
+pub mod health;
 pub mod history;
 pub mod kernel;
 pub mod log;
 pub mod notice;
 pub mod now;
+pub mod project;
 pub mod report;
+pub mod schedule;
+pub mod scope;
 pub mod search;
 pub mod signature;
 pub mod status;

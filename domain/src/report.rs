@@ -380,21 +380,7 @@ impl Report {
         let has_body = f.obj.is_some();
 
         let kernel = match kernel_value {
-            Some(v) => {
-                let mut kf = Fields::new(v, "kernel", &mut errors);
-                let version = kf.req_str("version", 200);
-                let arch = kf.opt_str("arch", 32);
-                let distro = kf.opt_str("distro", 64);
-                version.and_then(|version| {
-                    match Kernel::parse(&version, arch.as_deref(), distro.as_deref()) {
-                        Ok(k) => Some(k),
-                        Err(e) => {
-                            errors.extend(e);
-                            None
-                        }
-                    }
-                })
-            }
+            Some(v) => kernel_ref(v, "kernel", &mut errors),
             None => {
                 if has_body {
                     errors.push(FieldError::new(
@@ -469,6 +455,26 @@ impl Report {
 }
 
 /// Validates a commit-history push: `{"commits": [{sha, parents, subject, author, committed_at}]}`.
+/// A kernel as runners name it: `{"version": uname -r, "arch"?, "distro"?}` at `prefix`.
+pub fn kernel_ref(value: &Value, prefix: &str, errors: &mut Vec<FieldError>) -> Option<Kernel> {
+    let mut kf = Fields::new(value, prefix, errors);
+    let version = kf.req_str("version", 200);
+    let arch = kf.opt_str("arch", 32);
+    let distro = kf.opt_str("distro", 64);
+    match Kernel::parse(&version?, arch.as_deref(), distro.as_deref()) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            errors.extend(e.into_iter().map(|mut e| {
+                if let Some(rest) = e.field.strip_prefix("kernel") {
+                    e.field = format!("{prefix}{rest}");
+                }
+                e
+            }));
+            None
+        }
+    }
+}
+
 pub fn commits_from_json(body: &Value) -> Result<Vec<CommitInfo>, Vec<FieldError>> {
     let mut errors = Vec::new();
     let items = match body.get("commits").and_then(Value::as_array) {

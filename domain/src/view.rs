@@ -144,6 +144,10 @@ pub struct ProjectSummary {
     pub commits: i64,
     pub reports: i64,
     pub latest: Option<CommitHealth>,
+    /// One trust figure per stream: the share of its kernels tested at the head commit and the
+    /// age of its newest result.
+    #[serde(default)]
+    pub trust: Vec<crate::coverage::StreamCoverage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

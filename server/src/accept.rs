@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::http::schema::ReportReceipt;
 use crate::storage::{Ingested, LogBlob, Pushed, Runner, Storage, StorageError};
 use serde_json::Value;
-use trellis_domain::{log, signature, CommitInfo, Report, Status};
+use trellis_domain::{log, signature, CommitInfo, Kernel, Report, Status};
 
 pub async fn submit_report(
     storage: &Storage,
@@ -15,6 +15,7 @@ pub async fn submit_report(
     max_log_bytes: usize,
 ) -> Result<ReportReceipt, ApiError> {
     let report = Report::from_json(body).map_err(ApiError::InvalidFields)?;
+    check_scope(storage, runner, &report.project, Some(&report.kernel)).await?;
     let error = (report.status == Status::Fail)
         .then(|| signature::extract(&report.log))
         .flatten();
@@ -43,8 +44,32 @@ pub async fn submit_report(
     }
 }
 
+/// A runner posts only inside its scope, and only about projects an administrator added: 404
+/// for a project that does not exist (said only to runners that may know it), 403 naming the scope.
+pub async fn check_scope(
+    storage: &Storage,
+    runner: &Runner,
+    project: &str,
+    kernel: Option<&Kernel>,
+) -> Result<(), ApiError> {
+    runner
+        .scope
+        .check(project, kernel)
+        .map_err(|refused| ApiError::OutOfScope {
+            runner: runner.name.clone(),
+            refused,
+        })?;
+    match storage.project(project).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound(format!(
+            "no project {project:?}; an administrator adds it with `trellis project add {project}`"
+        ))),
+    }
+}
+
 pub async fn push_commits(
     storage: &Storage,
+    runner: &Runner,
     project: &str,
     body: &Value,
 ) -> Result<Pushed, ApiError> {
@@ -56,6 +81,7 @@ pub async fn push_commits(
             ),
         ]));
     }
+    check_scope(storage, runner, project, None).await?;
     let commits: Vec<CommitInfo> =
         trellis_domain::report::commits_from_json(body).map_err(ApiError::InvalidFields)?;
     let pushed = storage.push_commits(project, &commits).await;

@@ -31,7 +31,7 @@ pub struct Config {
     /// A write running longer than this many seconds makes `/api/v1/health` answer 503.
     #[arg(long, env = "TRELLIS_WRITER_STALL_SECS", default_value_t = 30)]
     pub writer_stall_secs: u64,
-    /// Seed the labelled demo project when the database is empty.
+    /// Seed the labelled demo project, unless the database has it already.
     #[arg(long, env = "TRELLIS_DEMO")]
     pub demo: bool,
     /// Seconds a client has to send a whole request head, counted from the connection's start
@@ -87,6 +87,27 @@ pub struct Config {
     /// Most subscribe-form requests one client address may make per hour.
     #[arg(long, env = "TRELLIS_SUBSCRIBE_PER_HOUR", default_value_t = 10)]
     pub subscribe_per_hour: u32,
+    /// Token of the administration API (`/api/v1/admin/...`): projects and kernel sources.
+    /// Without one, only the command line administers.
+    #[arg(long, env = "TRELLIS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Seconds a leased job is a runner's; a heartbeat extends it, and it is then offered again.
+    #[arg(long, env = "TRELLIS_LEASE_SECS", default_value_t = 600)]
+    pub lease_secs: u64,
+    /// Seconds between polls of each kernel source (dnf/yum repository); 0 turns polling off.
+    #[arg(long, env = "TRELLIS_DISCOVERY_INTERVAL_SECS", default_value_t = 3600)]
+    pub discovery_interval_secs: u64,
+    /// A runner silent this many seconds is stale on the coverage page.
+    #[arg(long, env = "TRELLIS_RUNNER_STALE_SECS", default_value_t = 6 * 3600)]
+    pub runner_stale_secs: u64,
+    /// Percent of a stream's kernels tested at the head commit below which, after a lease's
+    /// time to catch up, coverage is unhealthy.
+    #[arg(long, env = "TRELLIS_COVERAGE_THRESHOLD", default_value_t = 90)]
+    pub coverage_threshold: u8,
+    /// Seconds between checks of every project's CI health (stale runners, failing sources, low
+    /// head coverage), which raise and clear health events.
+    #[arg(long, env = "TRELLIS_HEALTH_CHECK_SECS", default_value_t = 60)]
+    pub health_check_secs: u64,
 }
 
 /// How Trellis talks to its SMTP relay.
@@ -106,6 +127,16 @@ impl Config {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// What makes a runner stale and head coverage low.
+    pub fn health_thresholds(&self) -> trellis_domain::coverage::Thresholds {
+        trellis_domain::coverage::Thresholds {
+            runner_stale_ms: self.runner_stale_secs as i64 * 1000,
+            coverage: i64::from(self.coverage_threshold),
+            // A new kernel or commit has twice a lease's time to get its results.
+            grace_ms: 2 * self.lease_secs as i64 * 1000,
         }
     }
 

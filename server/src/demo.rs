@@ -31,14 +31,15 @@
 //! RHEL's own headers (`netdevice.h`, `timekeeping.h`, ...) are plausible, not looked up.
 
 use crate::accept;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{AddedRunner, Storage, StorageError};
 use serde_json::{json, Value};
-use trellis_domain::view::CommitUrl;
+use trellis_domain::project::ProjectEdit;
+use trellis_domain::scope::Grant;
 use trellis_domain::Kernel;
 
 pub const PROJECT: &str = "demo-wireguard-linux-compat";
 /// Where the real module's commits are browsed (the fork's four resolve only on GitHub).
-const UPSTREAM_COMMIT: &str = "https://git.zx2c4.com/wireguard-linux-compat/commit/?id={sha}";
+const UPSTREAM_GIT: &str = "https://git.zx2c4.com/wireguard-linux-compat";
 const RUNNER: &str = "demo-simulator";
 /// `../shared/data/wireguard-linux-compat-commits.jsonl` (sha, parents, date, author, subject,
 /// tags) plus the four darkranger-red fork commits named in `rhel-fixes.jsonl`.
@@ -474,15 +475,18 @@ fn outcome(
 
 pub async fn seed(storage: &Storage, max_log_bytes: usize) -> Result<(), DemoError> {
     tracing::info!("seeding the demo project {PROJECT:?} (simulated results)");
-    storage
-        .describe_project(
-            PROJECT,
-            "Demo: the real wireguard-linux-compat history (and the darkranger-red fork's RHEL 8 fixes) on real RHEL 7, RHEL 8, CentOS Stream 8 and RHEL 9 kernels; simulated results that replay the real RHEL breakages.",
-            true,
-        )
-        .await?;
-    let upstream = CommitUrl::parse(UPSTREAM_COMMIT).expect("the demo's commit URL parses");
-    storage.set_commit_url(PROJECT, Some(&upstream)).await?;
+    // The flow an administrator follows: add the project, then a runner scoped to it.
+    let settings = ProjectEdit {
+        description: Some(
+            "Demo: the real wireguard-linux-compat history (and the darkranger-red fork's RHEL 8 fixes) on real RHEL 7, RHEL 8, CentOS Stream 8 and RHEL 9 kernels; simulated results that replay the real RHEL breakages.".into(),
+        ),
+        git_url: Some(Some(UPSTREAM_GIT.into())),
+        commit_url: None,
+    }
+    .with_derived_commit_url();
+    if !storage.add_project(PROJECT, &settings, true).await? {
+        return Err(DemoError::Data(format!("project {PROJECT} already exists")));
+    }
     let history = history()?;
     storage
         .push_commits(
@@ -491,8 +495,14 @@ pub async fn seed(storage: &Storage, max_log_bytes: usize) -> Result<(), DemoErr
                 .map_err(|e| DemoError::Data(format!("{e:?}")))?,
         )
         .await?;
-    if storage.add_runner(RUNNER).await?.is_none() {
-        return Err(DemoError::Data(format!("runner {RUNNER} already exists")));
+    let grant = Grant::parse(PROJECT).expect("the demo project is a slug");
+    match storage.add_runner(RUNNER, &[grant]).await? {
+        AddedRunner::Added(_) => {}
+        refused => {
+            return Err(DemoError::Data(format!(
+                "runner {RUNNER} could not be added: {refused:?}"
+            )))
+        }
     }
     let runner = storage
         .list_runners()

@@ -34,6 +34,15 @@ pub enum ApiError {
     RunnerDisabled(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("runner {runner:?} may not post about {}; its scope is {}", .refused.refused, scope_words(&.refused.scope))]
+    OutOfScope {
+        runner: String,
+        refused: trellis_domain::scope::OutOfScope,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this needs the administrator token: send `Authorization: Bearer <admin token>` (the server's TRELLIS_ADMIN_TOKEN)")]
+    AdminOnly,
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body stopped arriving; send it without long pauses")]
@@ -60,6 +69,14 @@ pub enum ApiError {
     Inconsistent(String),
 }
 
+fn scope_words(scope: &[String]) -> String {
+    if scope.is_empty() {
+        "empty (`trellis runner add NAME --scope PROJECT` grants one)".to_string()
+    } else {
+        scope.join(", ")
+    }
+}
+
 /// A wait as people say it: "in 40 s", "in about 57 minutes".
 fn in_words(secs: u64) -> String {
     if secs < 120 {
@@ -77,8 +94,10 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::RunnerDisabled(_) => StatusCode::FORBIDDEN,
+            ApiError::RunnerDisabled(_) | ApiError::OutOfScope { .. } => StatusCode::FORBIDDEN,
+            ApiError::AdminOnly => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -99,7 +118,10 @@ impl ApiError {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::RunnerDisabled(_) => ErrorCode::RunnerDisabled,
+            ApiError::OutOfScope { .. } => ErrorCode::OutOfScope,
+            ApiError::AdminOnly => ErrorCode::Unauthorized,
             ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::RequestTimeout => ErrorCode::RequestTimeout,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
@@ -161,17 +183,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log_if_internal();
         let status = self.status();
-        let unauthorized = matches!(self, ApiError::Unauthorized);
+        let unauthorized = matches!(self, ApiError::Unauthorized | ApiError::AdminOnly);
         let (error, message) = (self.code(), self.message());
         let retry = self.retry_after();
-        let fields = match self {
-            ApiError::InvalidFields(fields) => Some(fields),
-            _ => None,
+        let (fields, scope) = match self {
+            ApiError::InvalidFields(fields) => (Some(fields), None),
+            ApiError::OutOfScope { refused, .. } => (None, Some(refused.scope)),
+            _ => (None, None),
         };
         let body = ApiErrorBody {
             error,
             message,
             fields,
+            scope,
             request_id: request_id(),
         };
         let mut response = (status, Json(body)).into_response();

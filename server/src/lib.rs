@@ -7,11 +7,13 @@
 //!   document is derived; [`error`] maps every failure to one HTTP answer.
 //! - [`notify`]: telling people: the announcer of breakage events and the sender of mails and
 //!   webhooks from the outbox.
+//! - [`discovery`]: finding new kernels in distribution repositories (dnf/yum repodata).
 //! - [`demo`]: the labelled demo project that `make run` seeds.
 
 pub mod accept;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod error;
 pub mod http;
 pub mod notify;
@@ -21,10 +23,10 @@ use config::Config;
 use http::AppState;
 use storage::Storage;
 
-/// Opens the database, seeds the demo if asked and the database is empty, and builds the router.
+/// Opens the database, seeds the demo if asked and it is not there yet, and builds the router.
 pub async fn app(config: Config) -> anyhow::Result<(axum::Router, Storage)> {
     let storage = Storage::connect(&config.database_url).await?;
-    if config.demo && storage.is_empty().await? {
+    if config.demo && !storage.has_demo().await? {
         demo::seed(&storage, config.max_log_bytes).await?;
     }
     let state = AppState::new(storage.clone(), config);
@@ -40,10 +42,13 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     // Links in mails and feeds name the port actually bound (the configured one may be 0).
     config.addr = listener.local_addr()?;
     let notify = config.clone();
+    let discovery_every = std::time::Duration::from_secs(config.discovery_interval_secs);
     let (router, storage) = app(config).await?;
-    // Here and not in `app`, so test harnesses never prune, mail or post webhooks.
+    // Here and not in `app`, so test harnesses never prune, mail, post webhooks or poll.
     let retention = tokio::spawn(storage.clone().run_log_retention(keep_days));
     notify::start(storage.clone(), &notify)?;
+    let discovery =
+        (!discovery_every.is_zero()).then(|| discovery::spawn(storage.clone(), discovery_every));
     tracing::info!(
         "Trellis listening on http://{} (at most {} connections)",
         listener.local_addr()?,
@@ -57,6 +62,9 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     };
     http::edge::serve(listener, router, limits, shutdown).await;
     retention.abort();
+    if let Some(discovery) = discovery {
+        discovery.abort();
+    }
     storage.close().await;
     Ok(())
 }

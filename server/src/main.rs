@@ -1,13 +1,17 @@
-//! `trellis`: serve the dashboard, manage runners and subscriptions, back up and prune the
-//! database.
+//! `trellis`: serve the dashboard; administer projects, runners, kernel sources and
+//! subscriptions (see [`cli`]); back up and prune the database.
+
+mod cli;
 
 use clap::{Args, Parser, Subcommand};
+use cli::{
+    project::ProjectAction, runner::RunnerAction, source::SourceAction,
+    subscription::SubscriptionAction,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use trellis_domain::breakage::Attribution;
-use trellis_domain::view::CommitUrl;
 use trellis_server::config::Config;
-use trellis_server::storage::{Backend, Follows, Storage, Target, DAY_MS};
+use trellis_server::storage::{Backend, Storage, DAY_MS};
 
 #[derive(Parser)]
 #[command(
@@ -43,10 +47,17 @@ enum Command {
         #[command(flatten)]
         db: Database,
     },
-    /// Project settings.
+    /// Add, describe and list projects.
     Project {
         #[command(subcommand)]
         action: ProjectAction,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Repositories whose kernel packages become a project's kernels.
+    Source {
+        #[command(subcommand)]
+        action: SourceAction,
         #[command(flatten)]
         db: Database,
     },
@@ -74,222 +85,6 @@ enum Command {
         #[command(flatten)]
         db: Database,
     },
-}
-
-#[derive(Subcommand)]
-enum RunnerAction {
-    /// Create a runner and print its token (shown once; only a hash is stored).
-    Add { name: String },
-    /// List runners.
-    List,
-    /// Refuse further reports from a runner.
-    Disable { name: String },
-    /// Accept reports from a disabled runner again.
-    Enable { name: String },
-}
-
-#[derive(Subcommand)]
-enum ProjectAction {
-    /// Link each commit page to the commit upstream: a URL with {sha} where the commit goes,
-    /// e.g. 'https://git.zx2c4.com/wireguard-linux-compat/commit/?id={sha}'; "" removes it.
-    SetCommitUrl { name: String, template: String },
-}
-
-async fn project(action: ProjectAction, database_url: &str) -> anyhow::Result<ExitCode> {
-    let ProjectAction::SetCommitUrl { name, template } = action;
-    let url = match template.as_str() {
-        "" => None,
-        t => match CommitUrl::parse(t) {
-            Ok(url) => Some(url),
-            Err(problem) => {
-                eprintln!("{problem}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-    };
-    let storage = Storage::connect(database_url).await?;
-    let found = storage.set_commit_url(&name, url.as_ref()).await?;
-    storage.close().await;
-    if found {
-        eprintln!("commit pages of {name:?} now link upstream");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("no project named {name:?}");
-        Ok(ExitCode::from(1))
-    }
-}
-
-#[derive(Subcommand)]
-enum SubscriptionAction {
-    /// Add a subscription (confirmed at once: no confirmation mail) and print its id.
-    Add {
-        /// Mail breakages to this address.
-        #[arg(long, required_unless_present = "webhook", conflicts_with = "webhook")]
-        email: Option<String>,
-        /// POST breakage events as JSON to this URL, signed with --secret.
-        #[arg(long, requires = "secret")]
-        webhook: Option<String>,
-        /// Key of the webhook's `X-Trellis-Signature: sha256=<HMAC-SHA256 of the body>`.
-        #[arg(long)]
-        secret: Option<String>,
-        /// Only this project (default: every project).
-        #[arg(long)]
-        project: Option<String>,
-        /// Only this stream, e.g. el8.
-        #[arg(long)]
-        stream: Option<String>,
-        /// Only this cause: module, kernel, both or unknown.
-        #[arg(long, value_parser = parse_cause)]
-        cause: Option<Attribution>,
-    },
-    /// List subscriptions.
-    List,
-    /// Remove a subscription and the mails or webhooks it still had to receive.
-    Remove { id: i64 },
-}
-
-fn parse_cause(s: &str) -> Result<Attribution, String> {
-    Attribution::parse(s).ok_or_else(|| "use module, kernel, both or unknown".to_string())
-}
-
-async fn subscription(action: SubscriptionAction, database_url: &str) -> anyhow::Result<ExitCode> {
-    let storage = Storage::connect(database_url).await?;
-    let code = match action {
-        SubscriptionAction::Add {
-            email,
-            webhook,
-            secret,
-            project,
-            stream,
-            cause,
-        } => {
-            let target = match (email, webhook, secret) {
-                (Some(email), _, _) => Target::Email(email),
-                (None, Some(url), Some(secret)) => Target::Webhook { url, secret },
-                _ => unreachable!("clap requires --email, or --webhook with --secret"),
-            };
-            let follows = Follows {
-                project: project.clone(),
-                stream,
-                attribution: cause,
-            };
-            if let Err(problem) = trellis_server::notify::check_target(&target) {
-                eprintln!("{problem}");
-                ExitCode::from(2)
-            } else {
-                match storage.add_subscription(&follows, &target).await? {
-                    Some(s) => {
-                        println!("{}", s.id);
-                        eprintln!("subscription {} added", s.id);
-                        ExitCode::SUCCESS
-                    }
-                    None => {
-                        eprintln!("no project named {:?}", project.unwrap_or_default());
-                        ExitCode::from(1)
-                    }
-                }
-            }
-        }
-        SubscriptionAction::List => {
-            println!(
-                "{:<5} {:<40} {:<28} {:<10} {:<8} CONFIRMED",
-                "ID", "TARGET", "PROJECT", "STREAM", "CAUSE"
-            );
-            for s in storage.subscriptions().await? {
-                let target = match &s.target {
-                    Target::Email(e) => e.clone(),
-                    Target::Webhook { url, .. } => url.clone(),
-                };
-                println!(
-                    "{:<5} {:<40} {:<28} {:<10} {:<8} {}",
-                    s.id,
-                    target,
-                    s.follows.project.as_deref().unwrap_or("(every project)"),
-                    s.follows.stream.as_deref().unwrap_or("(any)"),
-                    s.follows.attribution.map_or("(any)", Attribution::as_str),
-                    if s.confirmed { "yes" } else { "no" }
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        SubscriptionAction::Remove { id } => {
-            if storage.remove_subscription(id).await? {
-                eprintln!("subscription {id} removed");
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("no subscription {id}");
-                ExitCode::from(1)
-            }
-        }
-    };
-    storage.close().await;
-    Ok(code)
-}
-
-fn valid_runner_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
-async fn runner(action: RunnerAction, database_url: &str) -> anyhow::Result<ExitCode> {
-    let storage = Storage::connect(database_url).await?;
-    let code = match action {
-        RunnerAction::Add { name } if !valid_runner_name(&name) => {
-            eprintln!("runner names are 1-64 letters, digits, '-', '_' or '.'");
-            ExitCode::from(2)
-        }
-        RunnerAction::Add { name } => match storage.add_runner(&name).await? {
-            Some(token) => {
-                println!("{token}");
-                eprintln!("Runner {name:?} added. Keep this token: it is not stored and will not be shown again.");
-                ExitCode::SUCCESS
-            }
-            None => {
-                eprintln!("a runner named {name:?} already exists");
-                ExitCode::from(1)
-            }
-        },
-        RunnerAction::List => {
-            println!(
-                "{:<24} {:<9} {:<22} LAST REPORT",
-                "NAME", "STATE", "CREATED"
-            );
-            for r in storage.list_runners().await? {
-                let last = r
-                    .last_seen_at
-                    .map(trellis_domain::view::format_ms)
-                    .unwrap_or_else(|| "never".into());
-                let state = if r.enabled { "enabled" } else { "disabled" };
-                println!(
-                    "{:<24} {:<9} {:<22} {last}",
-                    r.name,
-                    state,
-                    trellis_domain::view::format_ms(r.created_at)
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        RunnerAction::Disable { name } => toggle(&storage, &name, false).await?,
-        RunnerAction::Enable { name } => toggle(&storage, &name, true).await?,
-    };
-    storage.close().await;
-    Ok(code)
-}
-
-async fn toggle(storage: &Storage, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
-    if storage.set_runner_enabled(name, enabled).await? {
-        eprintln!(
-            "runner {name:?} {}",
-            if enabled { "enabled" } else { "disabled" }
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("no runner named {name:?}");
-        Ok(ExitCode::from(1))
-    }
 }
 
 fn mib(bytes: f64) -> String {
@@ -349,9 +144,12 @@ async fn main() -> ExitCode {
         Command::Serve(config) => trellis_server::serve(config)
             .await
             .map(|_| ExitCode::SUCCESS),
-        Command::Runner { action, db } => runner(action, &db.database_url).await,
-        Command::Project { action, db } => project(action, &db.database_url).await,
-        Command::Subscription { action, db } => subscription(action, &db.database_url).await,
+        Command::Runner { action, db } => cli::runner::run(action, &db.database_url).await,
+        Command::Project { action, db } => cli::project::run(action, &db.database_url).await,
+        Command::Source { action, db } => cli::source::run(action, &db.database_url).await,
+        Command::Subscription { action, db } => {
+            cli::subscription::run(action, &db.database_url).await
+        }
         Command::Backup { path, db } => backup(&path, &db.database_url).await,
         Command::Prune {
             keep_passing_logs_days,

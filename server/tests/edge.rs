@@ -34,7 +34,7 @@ impl Server {
         tweak(&mut config);
         let limits = edge::Limits::new(&config);
         let (router, storage) = trellis_server::app(config).await.unwrap();
-        let token = storage.add_runner("runner-1").await.unwrap().unwrap();
+        let token = common::add_projects_and_runner(&storage, "runner-1").await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -118,8 +118,14 @@ fn cells(grid: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_one_postgresql_database() {
     let db = TestDb::postgres().await;
+    let added = Command::new(BIN)
+        .args(["project", "add", "wg"])
+        .env("DATABASE_URL", &db.url)
+        .status()
+        .unwrap();
+    assert!(added.success());
     let token = Command::new(BIN)
-        .args(["runner", "add", "scale-out"])
+        .args(["runner", "add", "scale-out", "--scope", "wg"])
         .env("DATABASE_URL", &db.url)
         .output()
         .unwrap();

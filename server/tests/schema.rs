@@ -46,6 +46,22 @@ fn post(uri: &str, token: Option<&str>, body: impl Into<String>, want: StatusCod
     }
 }
 
+fn call(
+    method: &'static str,
+    uri: impl Into<String>,
+    token: Option<&str>,
+    body: Option<&str>,
+    want: StatusCode,
+) -> Case {
+    Case {
+        method,
+        uri: uri.into(),
+        token: token.map(str::to_string),
+        body: body.map(str::to_string),
+        want,
+    }
+}
+
 /// Resolves a local `$ref` (`#/components/...`) against the document.
 fn resolve<'d>(doc: &'d Value, value: &'d Value) -> &'d Value {
     match value["$ref"].as_str() {
@@ -104,6 +120,13 @@ fn check(
             "no {name} header: {what}"
         );
     }
+    if status == StatusCode::NO_CONTENT {
+        assert!(
+            body.is_empty() && response.get("content").is_none(),
+            "{what}"
+        );
+        return;
+    }
     let Some(schema) = response["content"]["application/json"].get("schema") else {
         panic!("no JSON schema documented: {what}");
     };
@@ -136,7 +159,7 @@ async fn every_documented_answer_matches_the_handler(db: TestDb) {
     assert_eq!(h.breakages().await.as_array().unwrap().len(), 1);
     let signature = h.cell(&format!("el8/{UNAME}"), 2).await["summary"]["signature"].clone();
     let signature = trellis_domain::signature::signature_id(signature.as_str().unwrap());
-    let disabled = h.storage.add_runner("disabled").await.unwrap().unwrap();
+    let disabled = common::add_runner(&h.storage, "disabled").await;
     assert!(h
         .storage
         .set_runner_enabled("disabled", false)
@@ -150,6 +173,25 @@ async fn every_documented_answer_matches_the_handler(db: TestDb) {
     let commits = json!({ "commits": [{ "sha": sha(4), "parents": [sha(3)] }] }).to_string();
     let push = "/api/v1/projects/wg/commits";
     let cell = format!("/api/v1/projects/wg/cells/el8/{UNAME}");
+    // Two jobs: the head commit on UNAME (the report below completes it) and on a new kernel.
+    let ask = json!({"project": "wg", "max_jobs": 2,
+        "kernels": [{"version": UNAME}, {"version": "4.18.0-513.el8.x86_64"}]})
+    .to_string();
+    let (status, leased) = h
+        .json(
+            "POST",
+            "/api/v1/jobs/lease",
+            token,
+            Some(serde_json::from_str(&ask).unwrap()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{leased}");
+    assert_eq!(leased["jobs"][1]["reason"], "new_kernel", "{leased}");
+    let job = format!("/api/v1/jobs/{}", leased["jobs"][1]["lease_id"]);
+    let heartbeat = format!("{job}/heartbeat");
+    let admin = Some(ADMIN_TOKEN);
+    let source = json!({"url": "http://127.0.0.1:9/el8/", "stream": "el8"}).to_string();
+    let sources = "/api/v1/admin/projects/wg/kernel-sources";
     let kernel = format!("/api/v1/projects/wg/kernels/el8/{UNAME}");
     let cases = [
         post("/api/v1/reports", token, &new_report, StatusCode::CREATED),
@@ -230,6 +272,187 @@ async fn every_documented_answer_matches_the_handler(db: TestDb) {
         ),
         get("/api/v1/openapi.json", StatusCode::OK),
         get("/api/v1/health", StatusCode::OK),
+        get("/api/v1/projects/wg/coverage", StatusCode::OK),
+        get(
+            format!("/api/v1/projects/wg/coverage?since={}", sha(1)),
+            StatusCode::OK,
+        ),
+        get(
+            "/api/v1/projects/wg/coverage?since=x",
+            StatusCode::BAD_REQUEST,
+        ),
+        get(
+            format!("/api/v1/projects/wg/coverage?since={}", sha(9)),
+            StatusCode::NOT_FOUND,
+        ),
+        get("/api/v1/projects/nope/coverage", StatusCode::NOT_FOUND),
+        post("/api/v1/jobs/lease", token, &ask, StatusCode::OK),
+        post("/api/v1/jobs/lease", token, "{", StatusCode::BAD_REQUEST),
+        post("/api/v1/jobs/lease", None, &ask, StatusCode::UNAUTHORIZED),
+        post("/api/v1/jobs/lease", disabled, &ask, StatusCode::FORBIDDEN),
+        post(
+            "/api/v1/jobs/lease",
+            token,
+            r#"{"project": "elsewhere"}"#,
+            StatusCode::FORBIDDEN,
+        ),
+        post(
+            "/api/v1/jobs/lease",
+            token,
+            "{}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        post(
+            "/api/v1/jobs/lease",
+            token,
+            &too_large,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        call("POST", &heartbeat, token, None, StatusCode::OK),
+        call(
+            "POST",
+            "/api/v1/jobs/x/heartbeat",
+            token,
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        call(
+            "POST",
+            "/api/v1/jobs/999999/heartbeat",
+            token,
+            None,
+            StatusCode::CONFLICT,
+        ),
+        call("POST", &heartbeat, None, None, StatusCode::UNAUTHORIZED),
+        call("POST", &heartbeat, disabled, None, StatusCode::FORBIDDEN),
+        call("DELETE", &job, token, None, StatusCode::NO_CONTENT),
+        call("DELETE", &job, token, None, StatusCode::NOT_FOUND),
+        call(
+            "DELETE",
+            "/api/v1/jobs/x",
+            token,
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        call("DELETE", &job, None, None, StatusCode::UNAUTHORIZED),
+        call("DELETE", &job, disabled, None, StatusCode::FORBIDDEN),
+        post(
+            "/api/v1/admin/projects",
+            admin,
+            r#"{"name": "added"}"#,
+            StatusCode::CREATED,
+        ),
+        post(
+            "/api/v1/admin/projects",
+            admin,
+            r#"{"name": "added"}"#,
+            StatusCode::CONFLICT,
+        ),
+        post(
+            "/api/v1/admin/projects",
+            admin,
+            "{",
+            StatusCode::BAD_REQUEST,
+        ),
+        post(
+            "/api/v1/admin/projects",
+            token,
+            r#"{"name": "x"}"#,
+            StatusCode::UNAUTHORIZED,
+        ),
+        post(
+            "/api/v1/admin/projects",
+            admin,
+            r#"{"name": "X"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        call(
+            "PATCH",
+            "/api/v1/admin/projects/added",
+            admin,
+            Some(r#"{"description": "a module"}"#),
+            StatusCode::OK,
+        ),
+        call(
+            "PATCH",
+            "/api/v1/admin/projects/nope",
+            admin,
+            Some("{}"),
+            StatusCode::NOT_FOUND,
+        ),
+        call(
+            "PATCH",
+            "/api/v1/admin/projects/added",
+            admin,
+            Some("["),
+            StatusCode::BAD_REQUEST,
+        ),
+        call(
+            "PATCH",
+            "/api/v1/admin/projects/added",
+            None,
+            Some("{}"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        call(
+            "PATCH",
+            "/api/v1/admin/projects/added",
+            admin,
+            Some(r#"{"git_url": "ftp://x"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        post(sources, admin, &source, StatusCode::CREATED),
+        post(sources, admin, "{", StatusCode::BAD_REQUEST),
+        post(sources, token, &source, StatusCode::UNAUTHORIZED),
+        post(
+            "/api/v1/admin/projects/nope/kernel-sources",
+            admin,
+            &source,
+            StatusCode::NOT_FOUND,
+        ),
+        post(
+            sources,
+            admin,
+            r#"{"url": "x"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        call("GET", sources, admin, None, StatusCode::OK),
+        call("GET", sources, None, None, StatusCode::UNAUTHORIZED),
+        call(
+            "GET",
+            "/api/v1/admin/projects/nope/kernel-sources",
+            admin,
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        call(
+            "DELETE",
+            "/api/v1/admin/kernel-sources/1",
+            admin,
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+        call(
+            "DELETE",
+            "/api/v1/admin/kernel-sources/1",
+            admin,
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        call(
+            "DELETE",
+            "/api/v1/admin/kernel-sources/x",
+            admin,
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        call(
+            "DELETE",
+            "/api/v1/admin/kernel-sources/1",
+            None,
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
     ];
 
     let mut answered = BTreeSet::new();

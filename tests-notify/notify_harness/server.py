@@ -134,9 +134,17 @@ class Cli:
                                 f"stdout: {r.stdout}\nstderr: {r.stderr}")
         return r
 
+    # The projects the tests post to, added as an administrator adds them.
+    PROJECTS = ("wireguard-linux-compat", "other-module", "harness")
+
     def runner_add(self, name: str) -> str:
-        """Creates a runner; returns its token (printed once on stdout)."""
-        token = self.run("runner", "add", name).stdout.strip()
+        """Adds the tests' projects (as an administrator would), then a runner scoped to them;
+        returns its token (printed once on stdout)."""
+        for project in self.PROJECTS:
+            if project not in self.run("project", "list").stdout.split():
+                self.run("project", "add", project)
+        scopes = [arg for p in self.PROJECTS for arg in ("--scope", p)]
+        token = self.run("runner", "add", name, *scopes).stdout.strip()
         assert re.fullmatch(r"\S{16,}", token), f"runner add printed {token!r}, not a token"
         return token
 

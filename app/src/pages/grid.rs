@@ -259,6 +259,7 @@ pub fn render_grid(project: Project, grid: Grid, now: BrokenNow, at: i64, per_pa
                 <p>
                     <a href=paths::breakages(&project.name)>"Breakages, bisect hints and error signatures →"</a>
                     " · "<a href=paths::commit_search(&project.name, "")>"Find a commit by sha, subject or tag →"</a>
+                    " · "<a href=paths::coverage(&project.name)>"Coverage: how far the CI can be trusted →"</a>
                 </p>
                 <Subscribe
                     project=project.name.clone()

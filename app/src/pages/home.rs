@@ -1,14 +1,34 @@
 //! The home page: every project with the health of its newest tested commit (linked to what
-//! fails there) and what is broken in it now. Demo projects carry their own label, so the
+//! fails there), each stream's trust figure (linked to the coverage page) and what is broken in
+//! it now. Demo projects carry their own label, so the
 //! page never says "demo data" over real projects.
 
+use super::coverage::newest_result;
 use super::now::NowSummary;
 use super::subscription::Feeds;
 use super::{document, Shell};
 use crate::paths;
 use leptos::prelude::*;
+use trellis_domain::coverage::StreamCoverage;
 use trellis_domain::now::BrokenNow;
 use trellis_domain::view::ProjectSummary;
+
+/// One line per stream: "el8: 97% of kernels tested at head, newest result 2 h ago".
+fn trust_view(project: &str, trust: &[StreamCoverage], at: i64) -> impl IntoView {
+    let href = paths::coverage(project);
+    let lines = trust
+        .iter()
+        .map(|s| {
+            view! {
+                <li>
+                    <a href=href.clone()>{format!("{}: {}% of kernels tested at head", s.stream, s.percent_at_head)}</a>
+                    ", "{newest_result(s, at)}
+                </li>
+            }
+        })
+        .collect_view();
+    (!trust.is_empty()).then(|| view! { <ul class="trust">{lines}</ul> })
+}
 
 fn project_view(p: ProjectSummary, now: BrokenNow, at: i64) -> impl IntoView {
     let name = p.project.name.clone();
@@ -24,11 +44,10 @@ fn project_view(p: ProjectSummary, now: BrokenNow, at: i64) -> impl IntoView {
         }
         None => view! { <span class="health">"no reports yet"</span> }.into_any(),
     };
-    let demo = p.project.demo.then(|| {
-        view! {
-            <span class="badge demo">"demo data"</span>
-            <p class="demo-note">"Demo data: the commits and kernel versions are real; every result is simulated."</p>
-        }
+    let demo = p.project.demo;
+    let badge = demo.then(|| view! { <span class="badge demo">"demo data"</span> });
+    let note = demo.then(|| {
+        view! { <p class="demo-note">"Demo data: the commits and kernel versions are real; every result is simulated."</p> }
     });
     view! {
         <li class="project">
@@ -37,7 +56,9 @@ fn project_view(p: ProjectSummary, now: BrokenNow, at: i64) -> impl IntoView {
             <span class="counts">
                 {format!("{} kernels · {} commits · {} reports", p.kernels, p.commits, p.reports)}
             </span>
-            {demo}
+            {badge}
+            {trust_view(&name, &p.trust, at)}
+            {note}
             {(!p.project.description.is_empty()).then(|| view! { <p class="description">{p.project.description.clone()}</p> })}
             <NowSummary now=now at=at />
         </li>
@@ -56,8 +77,9 @@ pub fn render_home(projects: Vec<(ProjectSummary, BrokenNow)>, at: i64) -> Strin
             <Shell title="Projects".to_string() feeds=Feeds::of(None, &[])>
                 <h1>"Projects"</h1>
                 {empty.then(|| view! {
-                    <p>"No project has reported yet. Add a runner with "<code>"trellis runner add NAME"</code>
-                    " and post a report to "<code>"/api/v1/reports"</code>"."</p>
+                    <p>"No project yet. An administrator adds one with "<code>"trellis project add NAME"</code>
+                    " and a runner for it with "<code>"trellis runner add NAME --scope PROJECT"</code>
+                    "; the runner then posts its reports to "<code>"/api/v1/reports"</code>"."</p>
                 })}
                 <ul class="projects">{items}</ul>
                 <p class="feeds">

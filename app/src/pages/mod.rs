@@ -3,6 +3,7 @@
 
 mod breakages;
 mod cell;
+mod coverage;
 mod grid;
 mod history;
 mod home;
@@ -12,6 +13,7 @@ mod time;
 
 pub use breakages::render_breakages;
 pub use cell::render_cell;
+pub use coverage::render_coverage;
 pub use grid::render_grid;
 pub use history::{render_commit, render_commit_search, render_kernel, render_signature};
 pub use home::render_home;

@@ -4,9 +4,9 @@
 use super::extract::{ApiPath, JsonBody};
 use super::load;
 use super::schema::{
-    self, BreakageList, BreakageQuery, CommitsPushed, EventList, EventQuery, GridQuery, GridView,
-    Health, HealthStatus, KernelPath, ProjectList, ProjectPath, ReportReceipt, ShaPath,
-    SignaturePath,
+    self, BreakageList, BreakageQuery, CommitsPushed, CoverageQuery, EventList, EventQuery,
+    GridQuery, GridView, Health, HealthStatus, KernelPath, ProjectList, ProjectPath, ReportReceipt,
+    ShaPath, SignaturePath,
 };
 use super::AppState;
 use crate::accept;
@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 use std::sync::LazyLock;
+use trellis_domain::coverage::Coverage;
 use trellis_domain::view::{CellDetail, CommitChanges, KernelHistory, SignatureCells};
 
 /// Submit a report
@@ -81,10 +82,10 @@ pub async fn post_report(
 pub async fn post_commits(
     State(state): State<AppState>,
     ApiPath(project): ApiPath<String>,
-    _: Runner,
+    runner: Runner,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<CommitsPushed>, ApiError> {
-    let pushed = accept::push_commits(&state.storage, &project, &body).await?;
+    let pushed = accept::push_commits(&state.storage, &runner, &project, &body).await?;
     Ok(Json(CommitsPushed {
         project,
         received: pushed.received,
@@ -195,6 +196,26 @@ pub async fn events(
         events,
         next_after,
     }))
+}
+
+/// How far the CI can be trusted: per stream the share of kernels tested at the head commit,
+/// kernels never tested (or untested since `since`), runners, leases, kernel sources and health
+/// problems
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/coverage",
+    params(ProjectPath, CoverageQuery),
+    responses(
+        (status = 200, description = "Coverage", body = Coverage),
+        schema::ReadErrors,
+    )
+)]
+pub async fn coverage(
+    State(state): State<AppState>,
+    ApiPath(project): ApiPath<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Coverage>, ApiError> {
+    Ok(Json(load::coverage(&state, &project, &pairs).await?))
 }
 
 /// One kernel's results along the commits and its breakages

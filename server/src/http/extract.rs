@@ -1,5 +1,5 @@
 //! Extractors whose failures answer like every other error instead of with axum's plain-text
-//! rejections: the runner behind a bearer token, a size-limited JSON body (both for the API), and
+//! rejections: the runner behind a bearer token, the administrator, a size-limited JSON body (both for the API), and
 //! path parameters, answered as JSON for the API ([`ApiPath`]) and as a page for people
 //! ([`PagePath`]).
 
@@ -27,6 +27,34 @@ impl FromRequestParts<AppState> for Runner {
             RunnerAuth::Valid(runner) => Ok(runner),
             RunnerAuth::Disabled(name) => Err(ApiError::RunnerDisabled(name)),
             RunnerAuth::Unknown => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// The administrator, proven by the server's admin token: 401 otherwise (and always when the
+/// server has none, so the administration API is off by default).
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token);
+        match (presented, state.config.admin_token.as_deref()) {
+            (Some(given), Some(expected))
+                if !expected.is_empty()
+                    && bool::from(subtle::ConstantTimeEq::ct_eq(
+                        given.as_bytes(),
+                        expected.as_bytes(),
+                    )) =>
+            {
+                Ok(Admin)
+            }
+            _ => Err(ApiError::AdminOnly),
         }
     }
 }

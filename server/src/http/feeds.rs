@@ -1,4 +1,5 @@
-//! Atom 1.0 and RSS 2.0 feeds of breakage events: one entry per event (never one per report),
+//! Atom 1.0 and RSS 2.0 feeds of breakage events, and of the CI's own health events: one entry
+//! per event (never one per report),
 //! per project or across projects, filtered by the query. Entry ids are the events' UUIDs, so
 //! they never change; conditional GETs are answered 304 from an `ETag` of the body.
 
@@ -13,7 +14,9 @@ use chrono::{DateTime, FixedOffset, Utc};
 use sha2::{Digest, Sha256};
 use trellis_app::paths::{self, FeedFormat};
 use trellis_domain::events::{BreakageEvent, FeedFilter};
+use trellis_domain::health::HealthEvent;
 use trellis_domain::notice;
+use trellis_domain::notice::Links;
 
 /// Entries a feed holds: the newest events that pass its filter.
 const ENTRIES: usize = 50;
@@ -68,7 +71,31 @@ async fn feed(
         .filter(|e| filter.keeps(e))
         .take(ENTRIES)
         .collect();
+    // The CI's own health, unless the feed follows a kernel: no health problem names one.
+    let health = match filter.kernel {
+        Some(_) => vec![],
+        None => state
+            .storage
+            .health_events(project.as_ref(), ENTRIES as i64)
+            .await?
+            .into_iter()
+            .filter(|h| h.problem.passes(&filter.breakages))
+            .collect(),
+    };
     let base = state.config.public_url();
+    let mut entries: Vec<Entry<'_>> = events
+        .iter()
+        .map(|e| Entry::Breakage(e, links(&base, e)))
+        .chain(
+            health
+                .iter()
+                .map(|h| Entry::Health(h, format!("{base}{}", paths::coverage(&h.project)))),
+        )
+        .collect();
+    // Newest first: both kinds take their ids from one sequence.
+    entries.sort_by_key(|e| std::cmp::Reverse(e.id()));
+    entries.truncate(ENTRIES);
+    let events = entries;
     let name = project.as_ref().map(|p| p.name.as_str());
     let self_url = format!("{base}{}", paths::feed(name, format, &filter.to_pairs()));
     let page_url = format!(
@@ -77,14 +104,14 @@ async fn feed(
     );
     let title = feed_title(name, &filter);
     let body = match format {
-        FeedFormat::Atom => atom(&base, &self_url, &page_url, &title, &events),
-        FeedFormat::Rss => rss(&base, &self_url, &page_url, &title, &events),
+        FeedFormat::Atom => atom(&self_url, &page_url, &title, &events),
+        FeedFormat::Rss => rss(&self_url, &page_url, &title, &events),
     };
     let etag = format!(
         "\"{}\"",
         &hex::encode(Sha256::digest(body.as_bytes()))[..32]
     );
-    let modified = events.iter().map(|e| e.updated_at).max();
+    let modified = events.iter().map(Entry::updated_at).max();
     let content_type = match format {
         FeedFormat::Atom => "application/atom+xml; charset=utf-8",
         FeedFormat::Rss => "application/rss+xml; charset=utf-8",
@@ -181,40 +208,92 @@ fn atom_link(
     }
 }
 
-fn atom(
-    base: &str,
-    self_url: &str,
-    page_url: &str,
-    title: &str,
-    events: &[BreakageEvent],
-) -> String {
-    use atom_syndication::{Content, Entry, Feed, Generator, Person, Text};
+/// One feed entry: a breakage event, or a health event of the CI itself.
+enum Entry<'e> {
+    Breakage(&'e BreakageEvent, Links),
+    /// With the URL of its project's coverage page.
+    Health(&'e HealthEvent, String),
+}
+
+impl Entry<'_> {
+    fn id(&self) -> i64 {
+        match self {
+            Entry::Breakage(e, _) => e.id,
+            Entry::Health(h, _) => h.id,
+        }
+    }
+
+    fn uuid(&self) -> &str {
+        match self {
+            Entry::Breakage(e, _) => &e.uuid,
+            Entry::Health(h, _) => &h.uuid,
+        }
+    }
+
+    fn at(&self) -> i64 {
+        match self {
+            Entry::Breakage(e, _) => e.at,
+            Entry::Health(h, _) => h.at,
+        }
+    }
+
+    fn updated_at(&self) -> i64 {
+        match self {
+            Entry::Breakage(e, _) => e.updated_at,
+            Entry::Health(h, _) => h.at,
+        }
+    }
+
+    fn title(&self) -> String {
+        match self {
+            Entry::Breakage(e, _) => notice::title(e),
+            Entry::Health(h, _) => h.title(),
+        }
+    }
+
+    fn page(&self) -> &str {
+        match self {
+            Entry::Breakage(_, l) => &l.breakage,
+            Entry::Health(_, coverage) => coverage,
+        }
+    }
+
+    fn html(&self) -> String {
+        match self {
+            Entry::Breakage(e, l) => notice::html_body(e, l),
+            Entry::Health(h, coverage) => h.html_body(coverage),
+        }
+    }
+}
+
+fn atom(self_url: &str, page_url: &str, title: &str, events: &[Entry<'_>]) -> String {
+    use atom_syndication::{Content, Entry as AtomEntry, Feed, Generator, Person, Text};
     let entries = events
         .iter()
         .map(|e| {
-            let l = links(base, e);
-            Entry {
-                title: Text::plain(notice::title(e)),
-                id: format!("urn:uuid:{}", e.uuid),
-                updated: fixed(e.updated_at),
-                published: Some(fixed(e.at)),
-                links: vec![
-                    atom_link(&l.breakage, "alternate", Some("text/html"), None),
-                    atom_link(
-                        &l.cell,
-                        "related",
-                        Some("text/html"),
-                        Some("first bad cell"),
-                    ),
-                    atom_link(
-                        &l.commit,
-                        "related",
-                        Some("text/html"),
-                        Some("first bad commit"),
-                    ),
-                ],
+            let mut links = vec![atom_link(e.page(), "alternate", Some("text/html"), None)];
+            if let Entry::Breakage(_, l) = e {
+                links.push(atom_link(
+                    &l.cell,
+                    "related",
+                    Some("text/html"),
+                    Some("first bad cell"),
+                ));
+                links.push(atom_link(
+                    &l.commit,
+                    "related",
+                    Some("text/html"),
+                    Some("first bad commit"),
+                ));
+            }
+            AtomEntry {
+                title: Text::plain(e.title()),
+                id: format!("urn:uuid:{}", e.uuid()),
+                updated: fixed(e.updated_at()),
+                published: Some(fixed(e.at())),
+                links,
                 content: Some(Content {
-                    value: Some(notice::html_body(e, &l)),
+                    value: Some(e.html()),
                     content_type: Some("html".to_string()),
                     ..Default::default()
                 }),
@@ -228,7 +307,7 @@ fn atom(
         updated: fixed(
             events
                 .iter()
-                .map(|e| e.updated_at)
+                .map(Entry::updated_at)
                 .max()
                 .unwrap_or_else(today),
         ),
@@ -250,29 +329,20 @@ fn atom(
     feed.to_string()
 }
 
-fn rss(
-    base: &str,
-    self_url: &str,
-    page_url: &str,
-    title: &str,
-    events: &[BreakageEvent],
-) -> String {
+fn rss(self_url: &str, page_url: &str, title: &str, events: &[Entry<'_>]) -> String {
     use rss::{Channel, Guid, Item};
     let items = events
         .iter()
-        .map(|e| {
-            let l = links(base, e);
-            Item {
-                title: Some(notice::title(e)),
-                link: Some(l.breakage.clone()),
-                description: Some(notice::html_body(e, &l)),
-                guid: Some(Guid {
-                    value: format!("urn:uuid:{}", e.uuid),
-                    permalink: false,
-                }),
-                pub_date: Some(fixed(e.at).to_rfc2822()),
-                ..Default::default()
-            }
+        .map(|e| Item {
+            title: Some(e.title()),
+            link: Some(e.page().to_string()),
+            description: Some(e.html()),
+            guid: Some(Guid {
+                value: format!("urn:uuid:{}", e.uuid()),
+                permalink: false,
+            }),
+            pub_date: Some(fixed(e.at()).to_rfc2822()),
+            ..Default::default()
         })
         .collect();
     let channel = Channel {
@@ -281,7 +351,7 @@ fn rss(
         description: format!("{title}: opened and fixed, one item per event. Feed: {self_url}"),
         last_build_date: events
             .iter()
-            .map(|e| e.updated_at)
+            .map(Entry::updated_at)
             .max()
             .map(|m| fixed(m).to_rfc2822()),
         generator: Some("Trellis".to_string()),

@@ -275,3 +275,39 @@ pub(super) async fn feed_events(
         .await?;
     Ok((project, filter, events))
 }
+
+/// The coverage page and its JSON; `?since=<sha>` adds the kernels untested since that commit.
+pub(super) async fn coverage(
+    state: &AppState,
+    project: &str,
+    pairs: &[(String, String)],
+) -> Result<trellis_domain::coverage::Coverage, ApiError> {
+    let mut since = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "since" if value.is_empty() => {}
+            "since" => {
+                let sha = trellis_domain::report::parse_sha(value)
+                    .map_err(|e| ApiError::BadRequest(format!("since: {e}")))?;
+                since = Some(sha);
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter {other:?}; the coverage takes since=<sha>"
+                )))
+            }
+        }
+    }
+    let project = project_named(state, project).await?;
+    state
+        .storage
+        .coverage(&project, since.as_deref(), state.config.health_thresholds())
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "{} has no commit {}",
+                project.name,
+                since.unwrap_or_default()
+            ))
+        })
+}

@@ -1,11 +1,13 @@
 //! HTTP: the JSON API under `/api/v1` (its OpenAPI document derived from its routes and
 //! [`schema`]), the pages, static files and `/metrics`; [`edge`] serves them to clients.
 
+mod admin;
 mod api;
 mod badge;
 pub mod edge;
 mod extract;
 mod feeds;
+mod jobs;
 mod live;
 mod load;
 mod metrics;
@@ -52,10 +54,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::post_report))
         .routes(routes!(api::projects))
         .routes(routes!(api::post_commits))
+        .routes(routes!(jobs::lease))
+        .routes(routes!(jobs::heartbeat))
+        .routes(routes!(jobs::release))
+        .routes(routes!(admin::add_project))
+        .routes(routes!(admin::edit_project))
+        .routes(routes!(admin::add_source, admin::sources))
+        .routes(routes!(admin::remove_source))
         .routes(routes!(api::grid))
         .routes(routes!(api::cell))
         .routes(routes!(api::breakages))
         .routes(routes!(api::events))
+        .routes(routes!(api::coverage))
         .routes(routes!(api::kernel))
         .routes(routes!(api::commit))
         .routes(routes!(api::signature))
@@ -77,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/p/{project}", get(pages::grid))
         .route("/p/{project}/breakages", get(pages::breakages))
+        .route("/p/{project}/coverage", get(pages::coverage))
         .route("/p/{project}/feed.atom", get(feeds::project_atom))
         .route("/p/{project}/feed.rss", get(feeds::project_rss))
         .route("/feed.atom", get(feeds::all_atom))

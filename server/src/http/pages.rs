@@ -91,6 +91,18 @@ pub async fn breakages(
     Ok(page.respond(&headers))
 }
 
+/// Rendered fresh on every request: coverage moves with the clock (stale runners, ages) and with
+/// leases, neither of which changes the project's revision the page cache keys on.
+pub async fn coverage(
+    State(state): State<AppState>,
+    PagePath(name): PagePath<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Html<String>, PageError> {
+    Ok(Html(trellis_app::pages::render_coverage(
+        load::coverage(&state, &name, &pairs).await?,
+    )))
+}
+
 /// A project page from the page cache, rendered by `render` when the project's data moved on.
 /// An unknown project has no version: `render` then answers its 404.
 async fn cached<F, Fut>(

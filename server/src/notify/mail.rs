@@ -1,5 +1,5 @@
 //! Mail over SMTP with lettre: one plain-text mail per event and subscriber, threaded (the
-//! `fixed` mail answers the `opened` one) and with RFC 8058 one-click unsubscribe.
+//! `fixed` mail answers the `opened` one, a health `cleared` the `raised`) and with RFC 8058 one-click unsubscribe.
 
 use super::{following, links, Failure};
 use crate::config::{Config, SmtpTls};
@@ -113,8 +113,21 @@ impl Mailer {
             )))
             .header(AutoSubmitted("auto-generated".to_string()))
             .header(ContentType::TEXT_PLAIN);
-        let (subject, body) = match &d.event {
-            None => {
+        let footer = format!(
+            "You get this mail because {address} follows {}. Unsubscribe: {unsubscribe}",
+            following(&s.follows)
+        );
+        let (subject, body) = match (&d.event, &d.health) {
+            (None, Some(h)) => {
+                builder = builder.message_id(Some(self.message_id(&h.uuid, s)));
+                if let Some(raised) = &d.opened_uuid {
+                    let parent = self.message_id(raised, s);
+                    builder = builder.in_reply_to(parent.clone()).references(parent);
+                }
+                let coverage = format!("{}{}", self.base, paths::coverage(&h.project));
+                (h.subject(), h.text_body(&coverage, &footer))
+            }
+            (None, None) => {
                 let confirm = format!("{}{}", self.base, paths::confirm(&s.token));
                 builder = builder.message_id(Some(format!(
                     "<confirm.{}.{}@{}>",
@@ -134,7 +147,7 @@ impl Mailer {
                     ) + &format!("\n\nConfirm: {confirm}\n"),
                 )
             }
-            Some(e) => {
+            (Some(e), _) => {
                 builder = builder.message_id(Some(self.message_id(&e.uuid, s)));
                 if e.kind == EventKind::Fixed {
                     if let Some(opened) = &d.opened_uuid {
@@ -142,10 +155,6 @@ impl Mailer {
                         builder = builder.in_reply_to(parent.clone()).references(parent);
                     }
                 }
-                let footer = format!(
-                    "You get this mail because {address} follows {}. Unsubscribe: {unsubscribe}",
-                    following(&s.follows)
-                );
                 (
                     notice::subject(e),
                     notice::text_body(e, &links(&self.base, e), &footer),

@@ -1,8 +1,10 @@
-//! Telling people when something breaks. Two background tasks, apart from ingestion:
+//! Telling people when something breaks. Three background tasks, apart from ingestion:
 //!
 //! - the announcer notices projects whose results changed and has their breakages recomputed,
 //!   which records `opened`/`fixed` events and queues their mails and webhooks (see
 //!   `storage::events`);
+//! - the health watcher checks each project's CI health (stale runners, failing kernel
+//!   sources, low head coverage) and records `raised`/`cleared` health events;
 //! - the sender delivers what the outbox holds, by SMTP ([`mail`]) or signed HTTP POST
 //!   ([`webhook`]), retrying with exponential backoff.
 //!
@@ -103,16 +105,53 @@ pub fn start(storage: Storage, config: &Config) -> anyhow::Result<()> {
         webhooks: webhook::Poster::new(config.public_url())?,
         retry_base: Duration::from_secs(config.outbox_retry_secs.max(1)),
     };
+    let announcer = storage.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = storage.refresh_stale_breakages().await {
+            if let Err(e) = announcer.refresh_stale_breakages().await {
                 tracing::warn!("looking for changed projects failed: {e}");
             }
             tokio::time::sleep(ANNOUNCE_EVERY).await;
         }
     });
     tokio::spawn(sender.run());
+    tokio::spawn(watch_health(
+        storage.clone(),
+        config.health_thresholds(),
+        Duration::from_secs(config.health_check_secs.max(1)),
+    ));
     Ok(())
+}
+
+/// Checks every project's CI health now and then: a problem that appears is raised, one that
+/// goes is cleared (each once), into the same feeds, mails and webhooks as breakages.
+async fn watch_health(
+    storage: Storage,
+    thresholds: trellis_domain::coverage::Thresholds,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let projects = match storage.projects().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("checking CI health: {e}");
+                continue;
+            }
+        };
+        for project in projects.iter().filter(|p| !p.demo) {
+            let checked = match storage.coverage(project, None, thresholds).await {
+                Ok(Some(c)) => storage.record_health(project, &c.problems).await,
+                Ok(None) => Ok(0),
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("{}: {n} CI health event(s)", project.name),
+                Err(e) => tracing::warn!("checking the CI health of {}: {e}", project.name),
+            }
+        }
+    }
 }
 
 struct Sender {

@@ -1,4 +1,4 @@
-//! Webhooks: each event POSTed as JSON to the subscriber's URL, signed with HMAC-SHA256 of the
+//! Webhooks: each event (breakage or health) POSTed as JSON to the subscriber's URL, signed with HMAC-SHA256 of the
 //! body (`X-Trellis-Signature: sha256=<hex>`) so that chat bridges and scripts can trust it.
 
 use super::{links, Failure};
@@ -7,13 +7,27 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 use std::time::Duration;
+use trellis_app::paths;
 use trellis_domain::events::BreakageEvent;
+use trellis_domain::health::HealthEvent;
 
 /// What a webhook receives.
 #[derive(Serialize)]
 pub struct WebhookBody<'a> {
     pub event: &'a BreakageEvent,
     pub links: WebhookLinks,
+}
+
+/// What a webhook receives for a health event: the CI's own trouble.
+#[derive(Serialize)]
+pub struct HealthWebhookBody<'a> {
+    pub health: &'a HealthEvent,
+    pub links: HealthLinks,
+}
+
+#[derive(Serialize)]
+pub struct HealthLinks {
+    pub coverage: String,
 }
 
 #[derive(Serialize)]
@@ -47,26 +61,39 @@ impl Poster {
     }
 
     pub async fn post(&self, d: &Delivery, url: &str, secret: &str) -> Result<(), Failure> {
-        let Some(event) = &d.event else {
-            return Err(Failure::Permanent(
-                "webhooks need no confirmation".to_string(),
-            ));
+        let (body, kind) = match (&d.event, &d.health) {
+            (Some(event), _) => {
+                let l = links(&self.base, event);
+                let body = serde_json::to_vec(&WebhookBody {
+                    event,
+                    links: WebhookLinks {
+                        breakage: l.breakage,
+                        cell: l.cell,
+                        commit: l.commit,
+                    },
+                });
+                (body, event.kind.as_str().to_string())
+            }
+            (None, Some(health)) => {
+                let coverage = format!("{}{}", self.base, paths::coverage(&health.project));
+                let body = serde_json::to_vec(&HealthWebhookBody {
+                    health,
+                    links: HealthLinks { coverage },
+                });
+                (body, format!("health-{}", health.kind.as_str()))
+            }
+            (None, None) => {
+                return Err(Failure::Permanent(
+                    "webhooks need no confirmation".to_string(),
+                ))
+            }
         };
-        let l = links(&self.base, event);
-        let body = serde_json::to_vec(&WebhookBody {
-            event,
-            links: WebhookLinks {
-                breakage: l.breakage,
-                cell: l.cell,
-                commit: l.commit,
-            },
-        })
-        .expect("an event serialises");
+        let body = body.expect("an event serialises");
         let answer = self
             .client
             .post(url)
             .header("content-type", "application/json")
-            .header("x-trellis-event", event.kind.as_str())
+            .header("x-trellis-event", kind)
             .header("x-trellis-delivery", d.id.to_string())
             .header("x-trellis-signature", signature(secret, &body))
             .body(body)

@@ -300,7 +300,8 @@ pub(super) struct Following {
 }
 
 impl Storage {
-    async fn subscriptions_of(
+    /// The confirmed subscriptions of the project, with what they follow.
+    pub(super) async fn subscriptions_of(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         project_id: i64,
@@ -382,7 +383,7 @@ where
 }
 
 /// A random (version 4) UUID: feed entry ids and Message-IDs that never repeat.
-fn new_uuid() -> String {
+pub(super) fn new_uuid() -> String {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).expect("the operating system's random source failed");
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -3,9 +3,9 @@
 //! long history never holds up the report writer for long; commits are placed in sets with a few
 //! queries per chunk rather than a few per commit.
 
-use super::projects::{bump_revision, ensure_project};
+use super::projects::{bump_revision, project_id};
 use super::rows::{int_bool, read_bool};
-use super::{placeholders, values, Result, Storage};
+use super::{now_ms, placeholders, values, Result, Storage};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use trellis_domain::history::{self, Placed};
@@ -234,11 +234,12 @@ pub(super) async fn place_commits(
 
     for rows in plan.new.chunks(100) {
         let sql = format!(
-            "INSERT INTO commits (project_id, revision, sha, subject, author, committed_at, generation, parents_known)
+            "INSERT INTO commits (project_id, revision, sha, subject, author, committed_at, generation, parents_known, known_at)
              VALUES {} ON CONFLICT (project_id, sha) DO NOTHING RETURNING sha, id",
-            values(rows.len(), 8)
+            values(rows.len(), 9)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
+        let now = now_ms();
         for (c, generation) in rows {
             q = q
                 .bind(project_id)
@@ -248,7 +249,8 @@ pub(super) async fn place_commits(
                 .bind(&c.author)
                 .bind(c.committed_at.map(|t| t.timestamp_millis()))
                 .bind(*generation)
-                .bind(int_bool(c.parents.is_some()));
+                .bind(int_bool(c.parents.is_some()))
+                .bind(now);
         }
         for row in q.fetch_all(&mut **tx).await? {
             ids.insert(row.try_get(0)?, row.try_get(1)?);
@@ -431,7 +433,7 @@ impl Storage {
             let _turn = self.write_turn().await;
             let _writing = self.watchdog.writing();
             let mut tx = self.writes.begin().await?;
-            let project_id = ensure_project(&mut tx, project).await?;
+            let project_id = project_id(&mut tx, project).await?;
             let revision = bump_revision(&mut tx, project_id).await?;
             new += place_commits(&mut tx, project_id, chunk, revision)
                 .await?

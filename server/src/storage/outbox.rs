@@ -10,6 +10,7 @@ use super::subscriptions::Subscription;
 use super::{now_ms, Result, Storage};
 use sqlx::Row;
 use trellis_domain::events::BreakageEvent;
+use trellis_domain::health::HealthEvent;
 
 /// How long a claimed row is held by its sender before it falls due again.
 const CLAIM_MS: i64 = 2 * 60 * 1000;
@@ -20,9 +21,12 @@ pub struct Delivery {
     pub id: i64,
     pub attempts: i64,
     pub subscription: Subscription,
-    /// `None` for a subscription's confirmation mail.
+    /// `None` for a subscription's confirmation mail and for health events.
     pub event: Option<BreakageEvent>,
-    /// For a `fixed` event: the uuid of the `opened` event it answers.
+    /// A health event (the CI's own trouble) instead of a breakage event.
+    pub health: Option<HealthEvent>,
+    /// For a `fixed` (or health `cleared`) event: the uuid of the `opened` (`raised`) event it
+    /// answers.
     pub opened_uuid: Option<String>,
 }
 
@@ -43,7 +47,7 @@ impl Storage {
     pub async fn claim_due(&self, limit: i64) -> Result<Vec<Delivery>> {
         let now = now_ms();
         let rows = sqlx::query(
-            "SELECT o.id, o.subscription_id, o.event_id, o.attempts FROM outbox o
+            "SELECT o.id, o.subscription_id, o.event_id, o.attempts, o.health_event_id FROM outbox o
              LEFT JOIN breakage_events e ON e.id = o.event_id
              WHERE o.sent_at IS NULL AND o.gave_up_at IS NULL AND o.due_at <= $1 AND NOT EXISTS (
                  SELECT 1 FROM outbox o2 JOIN breakage_events e2 ON e2.id = o2.event_id
@@ -59,6 +63,7 @@ impl Storage {
         for r in rows {
             let (id, subscription_id, event_id, attempts): (i64, i64, Option<i64>, i64) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let health_event_id: Option<i64> = r.try_get(4)?;
             if !self.claim(id, attempts, now).await? {
                 continue; // another sender took it
             }
@@ -69,9 +74,16 @@ impl Storage {
                 Some(e) => self.event(e).await?,
                 None => None,
             };
-            let opened_uuid = match &event {
-                Some(e) if e.kind == trellis_domain::events::EventKind::Fixed => {
+            let health = match health_event_id {
+                Some(h) => self.health_event(h).await?,
+                None => None,
+            };
+            let opened_uuid = match (&event, &health) {
+                (Some(e), _) if e.kind == trellis_domain::events::EventKind::Fixed => {
                     self.opened_uuid(e.id).await?
+                }
+                (_, Some(h)) if h.kind == trellis_domain::health::HealthKind::Cleared => {
+                    self.raised_uuid(h.id).await?
                 }
                 _ => None,
             };
@@ -80,6 +92,7 @@ impl Storage {
                 attempts: attempts + 1,
                 subscription,
                 event,
+                health,
                 opened_uuid,
             });
         }
@@ -107,6 +120,17 @@ impl Storage {
              WHERE f.id = $1 AND o.kind = 'opened'",
         )
         .bind(fixed_event)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn raised_uuid(&self, cleared_event: i64) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT r.uuid FROM health_events c JOIN health_events r ON r.issue_id = c.issue_id
+             WHERE c.id = $1 AND r.kind = 'raised'",
+        )
+        .bind(cleared_event)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)

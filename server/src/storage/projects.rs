@@ -1,29 +1,32 @@
-//! Projects: their rows (created on a first report or push), the kernels they have seen, their
+//! Projects: their rows (added and described by an administrator), the kernels they have seen, their
 //! revision (bumped by every transaction that changes a project, so caches know what is new), and
 //! the summaries the front page lists.
 
 use super::rows::{
     column_from, int_bool, kernel_from, project_from, COMMIT_COLUMNS, COMMIT_ORDER, KERNEL_COLUMNS,
 };
-use super::{now_ms, Result, Storage};
+use super::{now_ms, Result, Storage, StorageError};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use trellis_domain::project::ProjectEdit;
 use trellis_domain::view::StoredKernel;
 use trellis_domain::view::{CommitHealth, CommitUrl, Project, ProjectSummary};
 use trellis_domain::Kernel;
 
 type Tx<'a> = Transaction<'a, Any>;
 
-/// The project's id, creating it on its first report or push.
-pub(super) async fn ensure_project(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO projects (name, created_at) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
-    )
-    .bind(name)
-    .bind(now_ms())
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(row.try_get(0)?)
+/// The id of a project that must exist: reports and pushes reach storage only after the
+/// runner's scope named it, and projects are never removed.
+pub(super) async fn project_id(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
+    let row = sqlx::query("SELECT id FROM projects WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Err(StorageError::Corrupt(format!(
+            "project {name:?} is not there, though the runner's scope names it"
+        ))),
+    }
 }
 
 /// Starts a new revision of the project for this transaction and returns it; every row the
@@ -116,33 +119,64 @@ impl Storage {
         row.as_ref().map(project_from).transpose()
     }
 
-    /// Marks a project as demo data and describes it (used by the demo seeder).
-    pub async fn describe_project(&self, name: &str, description: &str, demo: bool) -> Result<()> {
+    /// Adds a project (`demo` marks the seeded demo); false if one has that name.
+    pub async fn add_project(
+        &self,
+        name: &str,
+        settings: &ProjectEdit,
+        demo: bool,
+    ) -> Result<bool> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO projects (name, description, demo, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO UPDATE SET description = excluded.description, demo = excluded.demo",
+        let added = sqlx::query(
+            "INSERT INTO projects (name, description, demo, created_at) VALUES ($1, '', $2, $3)
+             ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
-        .bind(description)
         .bind(int_bool(demo))
         .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&self.writes)
+        .await?
+        .rows_affected();
+        drop(_turn);
+        if added == 0 {
+            return Ok(false);
+        }
+        self.edit_project(name, settings).await?;
+        Ok(true)
     }
 
-    /// Sets (or with `None` clears) where the project's commits are browsed upstream; false if
-    /// there is no such project.
-    pub async fn set_commit_url(&self, name: &str, url: Option<&CommitUrl>) -> Result<bool> {
+    /// Changes what `edit` names; false if there is no such project.
+    pub async fn edit_project(&self, name: &str, edit: &ProjectEdit) -> Result<bool> {
         let _turn = self.write_turn().await;
-        let changed = sqlx::query("UPDATE projects SET commit_url = $2 WHERE name = $1")
+        let mut tx = self.writes.begin().await?;
+        let found = sqlx::query("SELECT id FROM projects WHERE name = $1")
             .bind(name)
-            .bind(url.map(CommitUrl::template))
-            .execute(&self.writes)
+            .fetch_optional(&mut *tx)
             .await?
-            .rows_affected();
-        Ok(changed > 0)
+            .is_some();
+        if let Some(description) = &edit.description {
+            sqlx::query("UPDATE projects SET description = $2 WHERE name = $1")
+                .bind(name)
+                .bind(description)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(git_url) = &edit.git_url {
+            sqlx::query("UPDATE projects SET git_url = $2 WHERE name = $1")
+                .bind(name)
+                .bind(git_url.as_deref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(commit_url) = &edit.commit_url {
+            sqlx::query("UPDATE projects SET commit_url = $2 WHERE name = $1")
+                .bind(name)
+                .bind(commit_url.as_ref().map(CommitUrl::template))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
     }
 
     /// Where the project's commits are browsed upstream, if it says.
@@ -156,22 +190,29 @@ impl Storage {
         Ok(template.and_then(|t| CommitUrl::parse(&t).ok()))
     }
 
-    pub async fn is_empty(&self) -> Result<bool> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM projects")
+    /// Whether the labelled demo project has been seeded.
+    pub async fn has_demo(&self) -> Result<bool> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM projects WHERE demo = 1")
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        Ok(n == 0)
+        Ok(n > 0)
+    }
+
+    /// Every project, real ones first.
+    pub async fn projects(&self) -> Result<Vec<Project>> {
+        sqlx::query("SELECT id, name, description, demo FROM projects ORDER BY demo, name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(project_from)
+            .collect()
     }
 
     pub async fn project_summaries(&self) -> Result<Vec<ProjectSummary>> {
-        let rows =
-            sqlx::query("SELECT id, name, description, demo FROM projects ORDER BY demo, name")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let project = project_from(row)?;
+        let projects = self.projects().await?;
+        let mut out = Vec::with_capacity(projects.len());
+        for project in projects {
             let count = |table: &str| format!("SELECT COUNT(*) FROM {table} WHERE project_id = $1");
             let mut counts = [0i64; 3];
             for (slot, table) in counts.iter_mut().zip(["kernels", "commits", "reports"]) {
@@ -182,7 +223,9 @@ impl Storage {
                     .try_get(0)?;
             }
             let latest = self.latest_health(project.id).await?;
+            let trust = self.trust(&project).await?;
             out.push(ProjectSummary {
+                trust,
                 project,
                 kernels: counts[0],
                 commits: counts[1],

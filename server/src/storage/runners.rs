@@ -1,11 +1,13 @@
-//! Runner accounts and their tokens. Only a SHA-256 hash of each token is stored.
+//! Runner accounts, their tokens and their scopes (what each may post). Only a SHA-256 hash of
+//! each token is stored.
 
 use super::rows::{int_bool, read_bool};
 use super::{now_ms, Result, Storage};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyPool, Row};
 use subtle::ConstantTimeEq;
+use trellis_domain::scope::{Grant, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Runner {
@@ -13,7 +15,24 @@ pub struct Runner {
     pub name: String,
     pub enabled: bool,
     pub created_at: i64,
+    /// Its last report.
     pub last_seen_at: Option<i64>,
+    /// Its last report, lease or heartbeat.
+    pub last_contact_at: Option<i64>,
+    pub reports_total: i64,
+    /// Reports whose status was `error`: the runner's own trouble.
+    pub reports_error: i64,
+    pub scope: Scope,
+}
+
+/// How adding a runner went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddedRunner {
+    /// Its token, shown once.
+    Added(String),
+    NameTaken,
+    /// A grant names a project that does not exist.
+    NoSuchProject(String),
 }
 
 /// What a presented token turned out to be.
@@ -37,44 +56,129 @@ fn token_id(token: &str) -> Option<&str> {
     (id.len() == 12 && secret.len() == 48).then_some(id)
 }
 
-fn runner_from(row: &AnyRow) -> Result<Runner> {
+const RUNNER_COLUMNS: &str = "id, name, enabled, created_at, last_seen_at, last_contact_at, \
+     reports_total, reports_error";
+
+fn runner_from(row: &AnyRow, scope: Scope) -> Result<Runner> {
     Ok(Runner {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         enabled: read_bool(row, "enabled")?,
         created_at: row.try_get("created_at")?,
         last_seen_at: row.try_get("last_seen_at")?,
+        last_contact_at: row.try_get("last_contact_at")?,
+        reports_total: row.try_get("reports_total")?,
+        reports_error: row.try_get("reports_error")?,
+        scope,
     })
 }
 
+/// Records that a runner called (a lease or a heartbeat): the coverage page's last contact.
+pub(super) async fn touch_runner(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    runner_id: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE runners SET last_contact_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(runner_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The grants of one runner, or of every runner (`None`), by runner id.
+async fn scopes(
+    pool: &AnyPool,
+    runner: Option<i64>,
+) -> Result<std::collections::HashMap<i64, Scope>> {
+    let rows = sqlx::query(
+        "SELECT s.runner_id, p.name, s.stream, s.arch FROM runner_scopes s
+         JOIN projects p ON p.id = s.project_id
+         WHERE $1 = 0 OR s.runner_id = $1 ORDER BY p.name, s.stream, s.arch",
+    )
+    .bind(runner.unwrap_or(0))
+    .fetch_all(pool)
+    .await?;
+    let mut scopes: std::collections::HashMap<i64, Scope> = Default::default();
+    for row in rows {
+        let part = |name: &str| -> Result<Option<String>> {
+            let v: String = row.try_get(name)?;
+            Ok((!v.is_empty()).then_some(v))
+        };
+        let grant = Grant {
+            project: row.try_get(1)?,
+            stream: part("stream")?,
+            arch: part("arch")?,
+        };
+        scopes.entry(row.try_get(0)?).or_default().0.push(grant);
+    }
+    Ok(scopes)
+}
+
 impl Storage {
-    /// Creates a runner and returns its token; the token is not stored and cannot be shown again.
-    pub async fn add_runner(&self, name: &str) -> Result<Option<String>> {
+    /// Creates a runner allowed to post what `grants` name, and returns its token; the token is
+    /// not stored and cannot be shown again.
+    pub async fn add_runner(&self, name: &str, grants: &[Grant]) -> Result<AddedRunner> {
         let mut bytes = [0u8; 30];
         getrandom::fill(&mut bytes).expect("the operating system's random source failed");
         let id = hex::encode(&bytes[..6]);
         let token = format!("{TOKEN_PREFIX}{id}_{}", hex::encode(&bytes[6..]));
         let _turn = self.write_turn().await;
+        let mut tx = self.writes.begin().await?;
+        let mut projects = Vec::with_capacity(grants.len());
+        for grant in grants {
+            let found = sqlx::query("SELECT id FROM projects WHERE name = $1")
+                .bind(&grant.project)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match found {
+                Some(row) => projects.push(row.try_get::<i64, _>(0)?),
+                None => return Ok(AddedRunner::NoSuchProject(grant.project.clone())),
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO runners (name, token_prefix, token_hash, enabled, created_at) VALUES ($1, $2, $3, 1, $4)
-             ON CONFLICT (name) DO NOTHING",
+             ON CONFLICT (name) DO NOTHING RETURNING id",
         )
         .bind(name)
         .bind(id)
         .bind(hash_token(&token))
         .bind(now_ms())
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok((inserted.rows_affected() == 1).then_some(token))
+        let Some(row) = inserted else {
+            return Ok(AddedRunner::NameTaken);
+        };
+        let runner_id: i64 = row.try_get(0)?;
+        for (grant, project_id) in grants.iter().zip(projects) {
+            sqlx::query(
+                "INSERT INTO runner_scopes (runner_id, project_id, stream, arch) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(runner_id)
+            .bind(project_id)
+            .bind(grant.stream.as_deref().unwrap_or_default())
+            .bind(grant.arch.as_deref().unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(AddedRunner::Added(token))
     }
 
     pub async fn list_runners(&self) -> Result<Vec<Runner>> {
-        let rows = sqlx::query(
-            "SELECT id, name, enabled, created_at, last_seen_at FROM runners ORDER BY name",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUNNER_COLUMNS} FROM runners ORDER BY name"
+        )))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(runner_from).collect()
+        let mut scopes = scopes(&self.pool, None).await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id")?;
+                runner_from(row, scopes.remove(&id).unwrap_or_default())
+            })
+            .collect()
     }
 
     /// Returns false when no runner has that name.
@@ -92,9 +196,9 @@ impl Storage {
         let Some(id) = token_id(token) else {
             return Ok(RunnerAuth::Unknown);
         };
-        let row = sqlx::query(
-            "SELECT id, name, token_hash, enabled, created_at, last_seen_at FROM runners WHERE token_prefix = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUNNER_COLUMNS}, token_hash FROM runners WHERE token_prefix = $1"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -105,7 +209,12 @@ impl Storage {
         if !bool::from(stored.as_bytes().ct_eq(hash_token(token).as_bytes())) {
             return Ok(RunnerAuth::Unknown);
         }
-        let runner = runner_from(&row)?;
+        let runner_id: i64 = row.try_get("id")?;
+        let scope = scopes(&self.pool, Some(runner_id))
+            .await?
+            .remove(&runner_id)
+            .unwrap_or_default();
+        let runner = runner_from(&row, scope)?;
         Ok(if runner.enabled {
             RunnerAuth::Valid(runner)
         } else {

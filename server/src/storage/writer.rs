@@ -5,15 +5,16 @@
 //! its report.
 
 use super::commits::place_commits;
+use super::leases::complete_leases;
 use super::logs::LogBlob;
-use super::projects::{bump_revision, ensure_kernel, ensure_project};
+use super::projects::{bump_revision, ensure_kernel, project_id};
 use super::report_rows::{insert_reports, report_by_run_id, NewReport};
 use super::{is_unique_violation, now_ms, Result, StorageError, Watchdog, WriteTurn};
 use sqlx::{Acquire, Any, AnyPool, Transaction};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex as SyncMutex};
 use tokio::sync::{mpsc, oneshot};
-use trellis_domain::{Kernel, Report};
+use trellis_domain::{Kernel, Report, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
@@ -240,21 +241,31 @@ impl Writer {
                 .map(|id| Ok(Ingested::Created(id)))
                 .collect()
         };
-        let mut runners: Vec<i64> = batch
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| matches!(o, Ok(Ingested::Created(_))))
-            .map(|(job, _)| job.runner_id)
-            .collect();
-        runners.sort_unstable();
-        runners.dedup();
-        for runner in runners {
-            sqlx::query("UPDATE runners SET last_seen_at = $1 WHERE id = $2")
-                .bind(now_ms())
-                .bind(runner)
-                .execute(&mut **tx)
-                .await?;
+        // Each runner's health counters, and the leases these reports complete.
+        let mut runners: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        let mut created = Vec::new();
+        for (job, outcome) in batch.iter().zip(&outcomes) {
+            if let Ok(Ingested::Created(id)) = outcome {
+                let counts = runners.entry(job.runner_id).or_default();
+                counts.0 += 1;
+                counts.1 += i64::from(job.report.status == Status::Error);
+                created.push(*id);
+            }
         }
+        let now = now_ms();
+        for (runner, (total, errors)) in runners {
+            sqlx::query(
+                "UPDATE runners SET last_seen_at = $1, last_contact_at = $1,
+                 reports_total = reports_total + $2, reports_error = reports_error + $3 WHERE id = $4",
+            )
+            .bind(now)
+            .bind(total)
+            .bind(errors)
+            .bind(runner)
+            .execute(&mut **tx)
+            .await?;
+        }
+        complete_leases(tx, &created).await?;
         Ok(outcomes)
     }
 
@@ -334,7 +345,7 @@ impl Writer {
         if let Some(id) = self.known(learned, |ids| ids.projects.get(name).copied()) {
             return Ok(id);
         }
-        let id = ensure_project(tx, name).await?;
+        let id = project_id(tx, name).await?;
         learned.projects.insert(name.to_string(), id);
         Ok(id)
     }

@@ -268,10 +268,27 @@ async fn commit_pages_link_upstream_when_the_project_says_where(db: TestDb) {
     let commit = format!("/p/wg/commit/{}", sha(1));
     let (_, page) = h.get(&commit).await;
     assert!(!page.contains("upstream</a>"), "no link before one is set");
-    let url = trellis_domain::view::CommitUrl::parse("https://git.example.org/wg/commit/?id={sha}")
-        .unwrap();
-    assert!(h.storage.set_commit_url("wg", Some(&url)).await.unwrap());
-    assert!(!h.storage.set_commit_url("nope", Some(&url)).await.unwrap());
+    // An administrator names the module's cgit: commit links follow its form.
+    let edit = json!({"git_url": "https://git.example.org/wg"});
+    let admin = Some(ADMIN_TOKEN);
+    let uri = "/api/v1/admin/projects/wg";
+    let (status, body) = h.json("PATCH", uri, admin, Some(edit.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = h
+        .json(
+            "PATCH",
+            "/api/v1/admin/projects/nope",
+            admin,
+            Some(edit.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = h.json("PATCH", uri, Some(&h.token), Some(edit)).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a runner token is no admin token: {body}"
+    );
     let (status, page) = h.get(&commit).await;
     assert_eq!(status, StatusCode::OK);
     let link = format!("href=\"https://git.example.org/wg/commit/?id={}\"", sha(1));

@@ -33,7 +33,7 @@ async fn report_lifecycle(db: TestDb) {
     assert_eq!(h.report_count().await, 1);
 
     // The same run_id from another runner is another report.
-    let other = h.storage.add_runner("runner-2").await.unwrap().unwrap();
+    let other = add_runner(&h.storage, "runner-2").await;
     let (status, _) = h
         .json(
             "POST",

@@ -91,6 +91,30 @@ impl Drop for TestDb {
     }
 }
 
+/// The administration API's token in every harness.
+pub const ADMIN_TOKEN: &str = "admin-token-of-the-tests";
+
+/// Projects `wg` and `other`, as an administrator adds them, and a runner scoped to both.
+pub async fn add_projects_and_runner(storage: &Storage, runner: &str) -> String {
+    for project in ["wg", "other"] {
+        let settings = trellis_domain::project::ProjectEdit::default();
+        storage
+            .add_project(project, &settings, false)
+            .await
+            .unwrap();
+    }
+    add_runner(storage, runner).await
+}
+
+/// A runner allowed to post to `wg` and `other`; its token.
+pub async fn add_runner(storage: &Storage, name: &str) -> String {
+    let grants = ["wg", "other"].map(|p| trellis_domain::scope::Grant::parse(p).unwrap());
+    match storage.add_runner(name, &grants).await.unwrap() {
+        trellis_server::storage::AddedRunner::Added(token) => token,
+        refused => panic!("runner {name}: {refused:?}"),
+    }
+}
+
 pub struct Harness {
     pub router: Router,
     pub storage: Storage,
@@ -105,9 +129,10 @@ impl Harness {
 
     pub async fn with_config(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Harness {
         let mut config = Config::for_database(&db.url);
+        config.admin_token = Some(ADMIN_TOKEN.to_string());
         tweak(&mut config);
         let (router, storage) = trellis_server::app(config).await.unwrap();
-        let token = storage.add_runner("runner-1").await.unwrap().unwrap();
+        let token = add_projects_and_runner(&storage, "runner-1").await;
         Harness {
             router,
             storage,

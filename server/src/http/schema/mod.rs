@@ -3,6 +3,8 @@
 //! limits stated here are the ones the domain enforces; server/tests/contract.rs reads them back
 //! from the document and checks the server holds them.
 
+pub mod scheduling;
+
 use serde::Serialize;
 use std::collections::BTreeMap;
 use trellis_domain::breakage::Attribution;
@@ -104,7 +106,9 @@ pub enum ErrorCode {
     BadRequest,
     Unauthorized,
     RunnerDisabled,
+    OutOfScope,
     NotFound,
+    Conflict,
     PayloadTooLarge,
     RequestTimeout,
     MethodNotAllowed,
@@ -126,6 +130,11 @@ pub struct ApiErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Vec<FieldError>)]
     pub fields: Option<Vec<FieldError>>,
+    /// With out_of_scope: what the runner may post (`project`, `project:stream`,
+    /// `project:stream:arch`, `project::arch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<String>)]
+    pub scope: Option<Vec<String>>,
     /// Names the request in the server's log.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
@@ -419,6 +428,16 @@ pub struct EventQuery {
     pub limit: Option<i64>,
 }
 
+/// The coverage's one parameter.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CoverageQuery {
+    /// Also list the kernels with no result on this commit or a newer one (40 hex digits, or
+    /// empty for none).
+    #[param(pattern = "^([0-9a-fA-F]{40})?$")]
+    pub since: Option<String>,
+}
+
 /// The breakage filter (see `BreakageFilter::from_pairs`).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -482,7 +501,10 @@ error_responses! {
         "WWW-Authenticate",
         HeaderBuilder::new().schema(Some(string_enum(["Bearer"]))).build(),
     );
-    Forbidden => error_response("Runner disabled");
+    Forbidden => error_response(
+        "Runner disabled, or outside its scope (then `scope` lists what it may post)",
+    );
+    Conflict => error_response("The lease is no longer this runner's");
     NotFound => error_response("No such project, kernel, commit or signature");
     PayloadTooLarge => error_response("Body over the configured limit");
     InvalidFields => error_response("Invalid fields; every bad field is named in `fields`");
@@ -530,6 +552,7 @@ impl IntoResponses for ReadErrors {
             BadRequest,
             Unauthorized,
             Forbidden,
+            Conflict,
             NotFound,
             PayloadTooLarge,
             InvalidFields,
@@ -552,5 +575,13 @@ impl Modify for RunnerToken {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme("runnerToken", SecurityScheme::Http(scheme));
+        let admin = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("The server's TRELLIS_ADMIN_TOKEN."))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("adminToken", SecurityScheme::Http(admin));
     }
 }
