@@ -142,8 +142,9 @@ impl Drop for Server {
     }
 }
 
-/// The grid's project, the one a runner posts to during a long push, and the pushed one.
-const PROJECTS: [&str; 3] = ["bench", "bench-side", "bench-history"];
+/// The grid's project, the one an announced breakage lives in, the one a runner posts to during a
+/// long push, and the pushed one.
+const PROJECTS: [&str; 4] = ["bench", "bench-events", "bench-side", "bench-history"];
 /// Runners asking for work at once in the lease phase.
 const LEASERS: usize = 8;
 

@@ -1,8 +1,21 @@
 //! Error signatures: the first meaningful error of a failing build log, normalised so that the
 //! same error from another build folder, at another line, or from another commit is one
 //! signature, while different errors stay different.
+//!
+//! Real runners print one error many ways, and each must give the same signature:
+//! - colours (`-fdiagnostics-color=always`, a build under a TTY): escape sequences are stripped
+//!   before anything is read;
+//! - paths absolute, relative to the module, or relative to the kernel tree (`M=`, `O=`, `../`):
+//!   a path keeps only its file name;
+//! - noise: only compiler, assembler, linker, modpost and make diagnostics count; shell traces
+//!   (`+ cmd`), the log's own `#` header and echoed text never do.
+//!
+//! A missing kernel tree or compiler is the runner's trouble, not the module's: such a
+//! signature is an [`infrastructure`](is_infrastructure) one, and the runner should have
+//! reported `error`.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// The excerpt kept around the error, at most this many bytes.
 pub const MAX_EXCERPT: usize = 16 * 1024;
@@ -19,20 +32,96 @@ pub struct ErrorSignature {
     pub excerpt: String,
 }
 
-/// How strongly a line marks the build's failure; lower is more specific.
+/// Removes terminal escape sequences (colours, `ESC[K`, OSC titles) so that a coloured build
+/// log reads as a plain one.
+pub fn strip_ansi(text: &str) -> Cow<'_, str> {
+    if !text.contains('\u{1b}') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            Some('[') => {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or ESC \.
+            Some(']') => {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' {
+                        break;
+                    }
+                    if c == '\u{1b}' {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            // A two-character sequence (ESC = , ESC >, ESC ( B ...).
+            Some(_) => {
+                chars.next();
+            }
+            None => {}
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The `file:line:col:` (or `file:line:`, or a tool name) that opens a diagnostic, if the line
+/// starts with one: what a compiler, assembler or linker prints before `error:`.
+fn located(line: &str) -> Option<&str> {
+    let (head, rest) = line.split_once(": ")?;
+    let ok = !head.is_empty()
+        && !head.contains(' ')
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:<>()".contains(c));
+    ok.then_some(rest)
+}
+
+/// Words that make a command-not-found line be about the compiler or linker.
+const TOOLCHAIN: &[&str] = &["gcc", "cc", "clang", "ld", "ld.lld", "as", "cc1", "make"];
+
+/// How strongly a line marks the build's failure (lower is more specific), or `None` when it
+/// is no diagnostic. Shell traces, the log's header and echoes never count.
 fn rank(line: &str) -> Option<u8> {
     let l = line.trim_start();
-    if l.contains("fatal error:")
-        || l.contains(" error: ")
-        || l.starts_with("error: ")
-        || l.contains("#error")
-    {
+    if l.starts_with('+') || l.starts_with('#') || l.starts_with("echo ") {
+        return None;
+    }
+    if is_infrastructure(l) {
         return Some(0);
     }
-    if l.contains("undefined reference to") {
+    // gcc, clang, as, ld.lld: `file:line:col: error: ...`, `cc1: error: ...`, `ld.lld: error:`.
+    if let Some(rest) = located(l) {
+        if rest.starts_with("error: ") || rest.starts_with("fatal error: ") {
+            return Some(0);
+        }
+        if rest.contains("undefined reference to") {
+            return Some(0);
+        }
+    }
+    if l.starts_with("error: ") && !l.starts_with("error: Command") {
         return Some(0);
     }
-    if l.starts_with("ERROR:") && l.contains("modpost") || l.starts_with("ERROR: modpost:") {
+    if l.contains("undefined reference to") && l.contains(':') {
+        return Some(0);
+    }
+    if l.starts_with("ERROR: modpost: ") || l.starts_with("ERROR: ") && l.contains(" undefined!") {
+        return Some(0);
+    }
+    if l.starts_with("make") && l.contains("*** No rule to make target") {
         return Some(0);
     }
     // kbuild's own summary line, only when nothing better exists.
@@ -40,6 +129,40 @@ fn rank(line: &str) -> Option<u8> {
         return Some(1);
     }
     None
+}
+
+/// Whether an error line (or a signature) says the runner lacked something a build needs: the
+/// kernel tree (`make -C /lib/modules/.../build` that is not there) or the compiler.
+pub fn is_infrastructure(line: &str) -> bool {
+    let l = line.trim_start();
+    let missing = l.contains("No such file or directory")
+        || l.contains(": not found")
+        || l.contains("Command not found");
+    if !missing {
+        return false;
+    }
+    let kernel_tree = (l.contains("/lib/modules/") || l.contains("/usr/src/kernels/"))
+        && !l.contains(".h:")
+        && (l.starts_with("make") || l.contains("*** "));
+    // As printed, or as normalised into a signature (`make: *** build: No such file ...`).
+    let kernel_tree = kernel_tree
+        || l.starts_with("make")
+            && (l.contains("/build: No such file") || l.contains("*** build: No such file"));
+    // `/bin/sh: 1: gcc: not found`, `make[2]: gcc: Command not found`,
+    // `make: x86_64-linux-gnu-gcc-12: No such file or directory`.
+    let tool = l
+        .split(": ")
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .any(|w| {
+            TOOLCHAIN.contains(&w)
+                || w.ends_with("-gcc")
+                || w.contains("-gcc-")
+                || w.starts_with("gcc-")
+                || w.starts_with("clang-")
+        });
+    let compiler =
+        tool && (l.starts_with("make") || l.starts_with("/bin/sh") || l.starts_with("sh:"));
+    kernel_tree || compiler
 }
 
 /// A short stable id for a signature (FNV-1a, 64 bits, hex), used in URLs.
@@ -52,7 +175,8 @@ pub fn signature_id(signature: &str) -> String {
 
 /// Finds the first meaningful error of a log, or `None` when nothing looks like one.
 pub fn extract(log: &str) -> Option<ErrorSignature> {
-    let lines: Vec<&str> = log.lines().collect();
+    let plain = strip_ansi(log);
+    let lines: Vec<&str> = plain.lines().collect();
     let mut best: Option<(u8, usize)> = None;
     for (i, line) in lines.iter().enumerate() {
         if let Some(r) = rank(line) {
@@ -92,13 +216,14 @@ pub fn normalise(line: &str) -> String {
         .replace(['“', '”'], "\"")
         .replace(|c: char| c.is_control(), " ");
     let mut out = Vec::new();
-    for word in line.split_whitespace() {
-        out.push(normalise_word(word));
+    for (i, word) in line.split_whitespace().enumerate() {
+        out.push(normalise_word(word, i == 0));
     }
     out.join(" ")
 }
 
-fn normalise_word(word: &str) -> String {
+/// `location`: the word that opens the line, where a diagnostic names its file.
+fn normalise_word(word: &str, location: bool) -> String {
     let lead_len = word.len() - word.trim_start_matches(['[', '(', '"', '\'']).len();
     let (lead, word) = word.split_at(lead_len);
     // Absolute paths keep only their file name (the folder is the runner's):
@@ -107,7 +232,13 @@ fn normalise_word(word: &str) -> String {
         Some(i) => (&word[..i], &word[i..]),
         None => (word, ""),
     };
-    let base = if path_part.starts_with('/') {
+    // The file a diagnostic is about keeps only its name, however the build named it: absolute,
+    // relative to the module or to the kernel tree (`src/compat/compat.h`, `../../x/compat.h`);
+    // so does any absolute or `./`, `../` path in the message. A path such as `linux/siphash.h`
+    // in the message is what the error is about and stays.
+    let runner_path =
+        path_part.starts_with('/') || path_part.starts_with("./") || path_part.starts_with("../");
+    let base = if runner_path || location && path_part.contains('/') {
         path_part.rsplit('/').next().unwrap_or(path_part)
     } else {
         path_part

@@ -199,7 +199,7 @@ async fn steps(
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| kernels::version_release(uname));
 
-    let tree = match trees.iter().find(|t| &t.uname == uname) {
+    let tree = match trees.iter().find(|t| kernels::names(&t.uname, uname)) {
         Some(t) => t.clone(),
         None => match &ctx.cfg.provision {
             None => {

@@ -129,6 +129,17 @@ pub fn host_arch() -> &'static str {
     }
 }
 
+/// Whether a tree of `tree_uname` is the kernel the server calls `leased`: the same, or the
+/// same with the host's arch that the lease call sent along (`6.1.192` and `6.1.192.x86_64`).
+pub fn names(tree_uname: &str, leased: &str) -> bool {
+    tree_uname == leased
+        || arch_of(tree_uname).is_none()
+            && leased
+                .strip_suffix(host_arch())
+                .and_then(|rest| rest.strip_suffix('.'))
+                == Some(tree_uname)
+}
+
 /// The arch at the end of a uname, if it names one.
 pub fn arch_of(uname: &str) -> Option<&'static str> {
     let base = uname.split_once('+').map_or(uname, |(b, _)| b);
@@ -210,6 +221,14 @@ mod tests {
         assert_eq!(version_release("6.1.55"), "6.1.55");
         assert_eq!(arch_of("5.14.0-1.el9.aarch64"), Some("aarch64"));
         assert_eq!(arch_of("6.1.55"), None);
+        let leased = format!("6.1.192.{}", host_arch());
+        assert!(names("6.1.192", &leased));
+        assert!(names(&leased, &leased));
+        assert!(!names("6.1.19", &leased));
+        assert!(!names(
+            "4.18.0-553.el8_10.aarch64",
+            "4.18.0-553.el8_10.aarch64.x86_64"
+        ));
         assert!(valid_uname("3.10.0-1160.el7.x86_64+debug"));
         assert!(!valid_uname("not-a-kernel") && !valid_uname("5.1+DEBUG"));
     }

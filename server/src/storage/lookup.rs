@@ -182,7 +182,12 @@ impl Storage {
                     started_at: r.try_get("started_at")?,
                     finished_at: r.try_get("finished_at")?,
                     received_at: r.try_get("received_at")?,
-                    log: decompress(&r.try_get::<Vec<u8>, _>("compressed")?)?,
+                    // Shown as plain text: colours a runner's TTY added never reach the page
+                    // (the raw download keeps them).
+                    log: trellis_domain::signature::strip_ansi(&decompress(
+                        &r.try_get::<Vec<u8>, _>("compressed")?,
+                    )?)
+                    .into_owned(),
                     log_original_bytes: r.try_get("original_bytes")?,
                     log_cut_bytes: r.try_get("cut_bytes")?,
                     error_line: r.try_get("error_line")?,
