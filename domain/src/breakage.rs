@@ -255,6 +255,10 @@ pub struct Breakage {
     /// either axis, whose results would tell it.
     #[serde(default)]
     pub next_cells: Vec<NextCell>,
+    /// For an open breakage: earlier fixed ones with the same error, and the commit that fixed
+    /// them (see `precedent`), the closest match first.
+    #[serde(default)]
+    pub seen_before: Vec<crate::precedent::Precedent>,
 }
 
 /// A maximal stretch of failing commits on one kernel.
@@ -731,6 +735,7 @@ fn describe(
         commit_bisect,
         kernel_bisect,
         next_cells,
+        seen_before: Vec::new(),
     }
 }
 

@@ -276,6 +276,7 @@ pub fn describes(announced: &Breakage, computed: &Breakage) -> bool {
         commit_bisect,
         kernel_bisect,
         next_cells,
+        seen_before,
     } = announced;
     *stream == computed.stream
         && *stream_label == computed.stream_label
@@ -296,6 +297,7 @@ pub fn describes(announced: &Breakage, computed: &Breakage) -> bool {
         && *commit_bisect == computed.commit_bisect
         && *kernel_bisect == computed.kernel_bisect
         && *next_cells == computed.next_cells
+        && *seen_before == computed.seen_before
 }
 
 /// What an announced breakage keeps of a computed one: its `commits` list can grow with every

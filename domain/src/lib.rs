@@ -14,6 +14,7 @@
 //! - [`now`]: what is broken now: one line per open breakage, with its culprit and next step.
 //! - [`project`]: what an administrator says about a project (description, git and commit links).
 //! - [`schedule`]: what to build next, most useful first.
+//! - [`precedent`]: seen before: the fix that worked last time for the same error.
 //! - [`scope`]: who may post what: runner tokens scoped to projects, streams and arches.
 //! - [`coverage`]: how far the CI can be trusted: head coverage, runner and source health.
 //! - [`health`]: health events: a CI problem raised once and cleared once.
@@ -31,6 +32,7 @@ pub mod kernel;
 pub mod log;
 pub mod notice;
 pub mod now;
+pub mod precedent;
 pub mod project;
 pub mod report;
 pub mod schedule;

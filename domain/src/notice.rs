@@ -26,6 +26,8 @@ pub struct Links {
     /// The first bad commit.
     pub commit: String,
     pub signature: Option<String>,
+    /// The commits that fixed the same error before (`seen_before`, in its order).
+    pub fixes: Vec<String>,
 }
 
 /// A kernel as people name it: `4.18.0-553.el8_10`, with its arch when it is not x86_64 and
@@ -331,6 +333,13 @@ pub fn text_body(e: &BreakageEvent, links: &Links, footer: &str) -> String {
         out.push("Error signature".to_string());
         out.push(format!("  {s}"));
     }
+    if !b.seen_before.is_empty() {
+        out.push(String::new());
+        out.push("Seen before: the fix that worked last time".to_string());
+        for (p, url) in b.seen_before.iter().zip(links.fixes.iter()) {
+            out.push(wrap(&format!("  {}: {url}", p.describe()), WIDTH, "    "));
+        }
+    }
     let excerpt = excerpt_lines(e);
     if !excerpt.is_empty() {
         out.push(String::new());
@@ -396,6 +405,17 @@ pub fn html_body(e: &BreakageEvent, links: &Links) -> String {
     }
     if let Some(s) = &b.signature {
         h.push_str(&format!("<h3>Error signature</h3><pre>{}</pre>", escape(s)));
+    }
+    if !b.seen_before.is_empty() {
+        h.push_str("<h3>Seen before: the fix that worked last time</h3><ul>");
+        for (p, url) in b.seen_before.iter().zip(links.fixes.iter()) {
+            h.push_str(&format!(
+                "<li><a href=\"{}\">{}</a></li>",
+                escape(url),
+                escape(&p.describe())
+            ));
+        }
+        h.push_str("</ul>");
     }
     let excerpt = excerpt_lines(e);
     if !excerpt.is_empty() {
@@ -492,6 +512,7 @@ mod tests {
                         command: None,
                     }),
                     next_cells: Vec::new(),
+                    seen_before: Vec::new(),
                 },
                 error_line: None,
                 excerpt: Some(format!(
@@ -508,6 +529,7 @@ mod tests {
             cell: "https://ci.example/p/wg/cell/el8/4.18.0-553.el8_10.x86_64/abc".to_string(),
             commit: "https://ci.example/p/wg/commit/abc".to_string(),
             signature: None,
+            fixes: Vec::new(),
         }
     }
 

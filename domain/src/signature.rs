@@ -30,7 +30,14 @@ pub struct ErrorSignature {
     pub line: String,
     /// Lines around it (at most [`MAX_EXCERPT`] bytes).
     pub excerpt: String,
+    /// The log's other distinct errors, normalised, in the order printed (at most
+    /// [`MAX_OTHER_ERRORS`]): what the signature page lists as "also seen together with".
+    #[serde(default)]
+    pub others: Vec<String>,
 }
+
+/// Other errors kept per log.
+pub const MAX_OTHER_ERRORS: usize = 16;
 
 /// Removes terminal escape sequences (colours, `ESC[K`, OSC titles) so that a coloured build
 /// log reads as a plain one.
@@ -200,10 +207,24 @@ pub fn extract(log: &str) -> Option<ErrorSignature> {
         }
         excerpt.truncate(cut);
     }
+    let signature = normalise(&line);
+    let mut others: Vec<String> = Vec::new();
+    for l in &lines[i + 1..] {
+        if others.len() == MAX_OTHER_ERRORS {
+            break;
+        }
+        if rank(l) == Some(0) {
+            let other = normalise(l);
+            if other != signature && !others.contains(&other) {
+                others.push(other);
+            }
+        }
+    }
     Some(ErrorSignature {
-        signature: normalise(&line),
+        signature,
         line,
         excerpt,
+        others,
     })
 }
 
@@ -327,6 +348,19 @@ mod tests {
             "queueing.h: error: 'struct sk_buff' has no member named 'headers_end'; did you mean 'headers'?"
         );
         assert_ne!(a.signature, extract(MASTER).unwrap().signature);
+    }
+
+    #[test]
+    fn a_keep_going_log_lists_its_other_errors_once_each() {
+        let e = extract(V0_K).unwrap();
+        assert!(!e.others.is_empty());
+        assert!(!e.others.contains(&e.signature));
+        let mut unique = e.others.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), e.others.len());
+        assert!(e.others.len() <= MAX_OTHER_ERRORS);
+        assert!(extract(V0).unwrap().others.len() <= e.others.len());
     }
 
     #[test]

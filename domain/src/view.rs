@@ -262,6 +262,10 @@ pub struct CellDetail {
     /// The breakage this cell is part of, if any.
     #[serde(default)]
     pub breakage: Option<Breakage>,
+    /// The cell's error says the runner lacked a kernel tree or a compiler: the runner's
+    /// trouble, which it should have reported as `error`, not the module's.
+    #[serde(default)]
+    pub infrastructure: bool,
 }
 
 /// A breakage with the error excerpt of its first failing cell, for display.
@@ -508,6 +512,43 @@ pub struct SignatureCells {
     /// The breakages that show it.
     #[serde(default)]
     pub breakages: Vec<Breakage>,
+    /// Other errors printed in the same logs, most frequent first.
+    #[serde(default)]
+    pub seen_together: Vec<SeenTogether>,
+}
+
+/// Another error that failing logs with a signature also printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SeenTogether {
+    pub signature: String,
+    /// Reports whose log printed both.
+    pub reports: i64,
+}
+
+/// Counts the other errors of the reports of one signature (each report's list, newline
+/// separated), most frequent first, at most `limit`.
+pub fn seen_together<'a>(lists: impl Iterator<Item = &'a str>, limit: usize) -> Vec<SeenTogether> {
+    let mut counts: std::collections::BTreeMap<&str, i64> = Default::default();
+    for list in lists {
+        for error in list.lines().filter(|l| !l.is_empty()) {
+            *counts.entry(error).or_default() += 1;
+        }
+    }
+    let mut out: Vec<SeenTogether> = counts
+        .into_iter()
+        .map(|(signature, reports)| SeenTogether {
+            signature: signature.to_string(),
+            reports,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.reports
+            .cmp(&a.reports)
+            .then(a.signature.cmp(&b.signature))
+    });
+    out.truncate(limit);
+    out
 }
 
 impl SignatureCells {
@@ -547,6 +588,7 @@ impl SignatureCells {
             first_commit: None,
             last_commit: None,
             breakages: Vec::new(),
+            seen_together: Vec::new(),
         }
     }
 

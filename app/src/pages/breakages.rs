@@ -164,6 +164,24 @@ pub(super) fn breakage_card(
     let signature = b.signature.clone().map(|s| {
         view! { <p class="signature"><a href=paths::signature(project, &s)><code>{s.clone()}</code></a></p> }
     });
+    // The fix that worked last time for the same error, on another stream most often.
+    let seen_before = (!b.seen_before.is_empty()).then(|| {
+        let items = b
+            .seen_before
+            .iter()
+            .map(|p| {
+                view! {
+                    <li><a href=paths::commit(project, &p.fixed_by_commit)>{p.describe()}</a></li>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="seen-before">
+                <h3>"Seen before: the fix that worked last time"</h3>
+                <ul>{items}</ul>
+            </div>
+        }
+    });
     let excerpt = d.excerpt.map(|e| {
         view! {
             <details><summary>"error excerpt"</summary><pre class="log" tabindex="0">{e}</pre></details>
@@ -191,6 +209,7 @@ pub(super) fn breakage_card(
             <p class="culprit">{culprit(project, &b, subjects)}</p>
             <p class="times">{opened}{fixed}{ttf}</p>
             {signature}
+            {seen_before}
             <div class="next-step">
                 <h3>{if b.open { "Next step" } else { "Where it started" }}</h3>
                 {commit_hint}

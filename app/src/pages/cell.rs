@@ -155,6 +155,11 @@ pub fn render_cell(cell: CellDetail, now: i64) -> String {
         let signature = signature.map(|s| {
             view! { <dt>"error"</dt><dd class="signature"><a href=paths::signature(&project, &s)><code>{s.clone()}</code></a></dd> }
         });
+        let infrastructure = cell.infrastructure.then(|| {
+            view! {
+                <p class="note infrastructure">"This error says the runner lacked a kernel tree or a compiler: the runner's trouble, not the module's. The runner should have reported "<code>"error"</code>" for it."</p>
+            }
+        });
         let breakage = cell.breakage.as_ref().map(|b| {
             view! {
                 <dt>"breakage"</dt>
@@ -193,6 +198,7 @@ pub fn render_cell(cell: CellDetail, now: i64) -> String {
                     {signature}
                 </dl>
                 {summary}
+                {infrastructure}
                 {flaky}
                 <h2>"Neighbours"</h2>
                 {if has_neighbours {

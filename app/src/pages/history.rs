@@ -265,6 +265,22 @@ pub fn render_signature(s: SignatureCells, now: i64) -> String {
                 {range}
                 <h2>{format!("Breakages with this error ({})", s.breakages.len())}</h2>
                 {breakage_links(&project, &s.breakages)}
+                {(!s.seen_together.is_empty()).then(|| {
+                    let items = s
+                        .seen_together
+                        .iter()
+                        .map(|t| view! {
+                            <li>
+                                <a href=paths::signature(&project, &t.signature)><code>{t.signature.clone()}</code></a>
+                                {format!(" · in {} of the same logs", t.reports)}
+                            </li>
+                        })
+                        .collect_view();
+                    view! {
+                        <h2>"Also seen together with"</h2>
+                        <ul class="seen-together">{items}</ul>
+                    }
+                })}
                 {s.excerpt.clone().map(|e| view! { <h2>"Latest excerpt"</h2><pre class="log" tabindex="0">{e}</pre> })}
                 <h2>"Cells with this error"</h2>
                 <ScrollRegion label="Kernels with this error"><table class="history">

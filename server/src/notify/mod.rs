@@ -89,6 +89,11 @@ pub fn links(base: &str, e: &BreakageEvent) -> Links {
             .signature
             .as_ref()
             .map(|s| format!("{base}{}", paths::signature(&e.project, s))),
+        fixes: b
+            .seen_before
+            .iter()
+            .map(|p| format!("{base}{}", paths::commit(&e.project, &p.fixed_by_commit)))
+            .collect(),
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::Instant;
 use trellis_domain::breakage::{
     find_breakages, merge_lanes, sort_for_display, Breakage, CellFacts,
 };
+use trellis_domain::precedent;
 use trellis_domain::view::Project;
 use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::{CellState, Kernel, Status};
@@ -148,7 +149,16 @@ impl Storage {
                 cells.insert(lane, lane_cells);
             }
         }
-        let all = merge_lanes(by_lane.values().flat_map(|b| b.iter().cloned()).collect());
+        let mut all = merge_lanes(by_lane.values().flat_map(|b| b.iter().cloned()).collect());
+        // Before announcing, so that feeds and mails of an opened breakage carry the fix that
+        // worked last time.
+        let subjects = self
+            .commit_subjects(
+                project,
+                precedent::fixing_commits(&all).iter().map(String::as_str),
+            )
+            .await?;
+        precedent::attach(&mut all, &subjects);
         // Announced before anyone sees them, so every breakage served has its lifelong id.
         let mut all = self.announce(project, revision, all).await?;
         sort_for_display(&mut all);

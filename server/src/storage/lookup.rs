@@ -201,6 +201,10 @@ impl Storage {
             &commit.sha,
         )
         .cloned();
+        let infrastructure = summary
+            .as_ref()
+            .and_then(|s| s.signature.as_deref())
+            .is_some_and(trellis_domain::signature::is_infrastructure);
         Ok(CellDetail {
             project,
             kernel,
@@ -209,6 +213,7 @@ impl Storage {
             reports,
             neighbours,
             breakage,
+            infrastructure,
         })
     }
 

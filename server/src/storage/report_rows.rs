@@ -38,9 +38,10 @@ pub(super) async fn insert_reports(
     for chunk in reports.chunks(ROWS) {
         let sql = format!(
             "INSERT INTO reports (project_id, kernel_id, commit_id, runner_id, run_id, status, stages, metadata,
-                                  started_at, finished_at, received_at, signature, signature_hash, error_line, excerpt)
+                                  started_at, finished_at, received_at, signature, signature_hash, error_line, excerpt,
+                                  other_errors)
              VALUES {} RETURNING id, runner_id, run_id",
-            values(chunk.len(), 15)
+            values(chunk.len(), 16)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
@@ -61,7 +62,12 @@ pub(super) async fn insert_reports(
                 .bind(error.map(|e| e.signature.clone()))
                 .bind(error.map(|e| signature_id(&e.signature)))
                 .bind(error.map(|e| e.line.clone()))
-                .bind(error.map(|e| e.excerpt.clone()));
+                .bind(error.map(|e| e.excerpt.clone()))
+                .bind(
+                    error
+                        .filter(|e| !e.others.is_empty())
+                        .map(|e| e.others.join("\n")),
+                );
         }
         for row in q.fetch_all(&mut **tx).await? {
             let runner: i64 = row.try_get(1)?;

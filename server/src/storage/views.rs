@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use trellis_domain::breakage::Breakage;
 use trellis_domain::now::BrokenNow;
 use trellis_domain::view::{
-    named_commits, starts_at_commit, BreakageDetail, CommitChanges, KernelHistory, KernelResult,
-    Project, SignatureCell, SignatureCells, StreamChange,
+    named_commits, seen_together, starts_at_commit, BreakageDetail, CommitChanges, KernelHistory,
+    KernelResult, Project, SignatureCell, SignatureCells, StreamChange,
 };
 use trellis_domain::view::{StoredCommit, StoredKernel};
 use trellis_domain::{CellEntry, CellState};
@@ -321,6 +321,18 @@ impl Storage {
         found.first_commit = range.first().map(column_from).transpose()?;
         found.last_commit = range.last().map(column_from).transpose()?;
         found.breakages = breakages;
+        let lists: Vec<String> = sqlx::query(
+            "SELECT other_errors FROM reports WHERE project_id = $1 AND signature_hash = $2
+             AND other_errors IS NOT NULL ORDER BY finished_at DESC LIMIT 2000",
+        )
+        .bind(found.project.id)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+        found.seen_together = seen_together(lists.iter().map(String::as_str), 10);
         Ok(Some(found))
     }
 }
