@@ -337,7 +337,8 @@ pub fn text_body(e: &BreakageEvent, links: &Links, footer: &str) -> String {
         out.push(String::new());
         out.push("Seen before: the fix that worked last time".to_string());
         for (p, url) in b.seen_before.iter().zip(links.fixes.iter()) {
-            out.push(wrap(&format!("  {}: {url}", p.describe()), WIDTH, "    "));
+            let item = wrap(&format!("{}: {url}", p.describe()), WIDTH - 2, "    ");
+            out.push(format!("  {item}"));
         }
     }
     let excerpt = excerpt_lines(e);
@@ -604,6 +605,41 @@ mod tests {
         assert_eq!(
             kernel_name("5.14.0-427.el9_4.aarch64+64k", "el9"),
             "5.14.0-427.el9_4.aarch64+64k"
+        );
+    }
+
+    #[test]
+    fn the_fix_that_worked_last_time_is_in_the_mail_and_the_feed() {
+        let mut e = event(EventKind::Opened, Attribution::Kernel);
+        e.breakage.breakage.seen_before = vec![crate::precedent::Precedent {
+            stream: "el9".into(),
+            stream_label: "RHEL 9".into(),
+            first_bad_kernel: "5.14.0-162.6.1.el9_1.x86_64".into(),
+            first_bad_commit: "f".repeat(40),
+            fixed_by_commit: "1234567".repeat(5) + "89abc",
+            fix_subject: Some("compat: netif_napi_add lost its weight".into()),
+            fixed_after_ms: Some(3 * 24 * 3_600_000),
+            fixed_at: Some(1),
+            same_signature: true,
+        }];
+        let mut l = links();
+        l.fixes = vec!["https://ci.example/p/wg/commit/1234567".into()];
+        let text = text_body(&e, &l, "footer");
+        assert!(
+            text.contains("Seen before: the fix that worked last time"),
+            "{text}"
+        );
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("seen before on RHEL 9 (from 5.14.0-162.6.1.el9_1), fixed by commit 1234567 \"compat: netif_napi_add lost its weight\" after 3 days: https://ci.example/p/wg/commit/1234567"),
+            "{text}"
+        );
+        let html = html_body(&e, &l);
+        assert!(
+            html.contains(
+                "<a href=\"https://ci.example/p/wg/commit/1234567\">seen before on RHEL 9"
+            ),
+            "{html}"
         );
     }
 }
