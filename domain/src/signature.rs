@@ -97,8 +97,16 @@ fn located(line: &str) -> Option<&str> {
     ok.then_some(rest)
 }
 
-/// Words that make a command-not-found line be about the compiler or linker.
-const TOOLCHAIN: &[&str] = &["gcc", "cc", "clang", "ld", "ld.lld", "as", "cc1", "make"];
+/// Whether a program name is a compiler, assembler or linker (`gcc-12`,
+/// `x86_64-linux-gnu-gcc`, `clang-14`, `ld.lld`).
+fn is_toolchain(name: &str) -> bool {
+    let name = name.rsplit('/').next().unwrap_or(name);
+    ["gcc", "cc", "clang", "ld", "ld.lld", "as", "cc1"].contains(&name)
+        || name.starts_with("gcc-")
+        || name.starts_with("clang-")
+        || name.ends_with("-gcc")
+        || name.contains("-gcc-")
+}
 
 /// How strongly a line marks the build's failure (lower is more specific), or `None` when it
 /// is no diagnostic. Shell traces, the log's header and echoes never count.
@@ -115,7 +123,7 @@ fn rank(line: &str) -> Option<u8> {
         if rest.starts_with("error: ") || rest.starts_with("fatal error: ") {
             return Some(0);
         }
-        if rest.contains("undefined reference to") {
+        if rest.contains("undefined reference to") || rest.starts_with("multiple definition of") {
             return Some(0);
         }
     }
@@ -138,38 +146,63 @@ fn rank(line: &str) -> Option<u8> {
     None
 }
 
-/// Whether an error line (or a signature) says the runner lacked something a build needs: the
-/// kernel tree (`make -C /lib/modules/.../build` that is not there) or the compiler.
+/// Whether an error line (or a signature) says the runner lacked what a build needs rather than
+/// that the module is wrong: the kernel tree (`make -C /lib/modules/.../build` that is not
+/// there), the compiler (`sh: 1: gcc-12: not found`), or a compiler the kernel was not
+/// configured for (`clang: error: unknown argument: '-mfunction-return=thunk-extern'`).
 pub fn is_infrastructure(line: &str) -> bool {
     let l = line.trim_start();
-    let missing = l.contains("No such file or directory")
-        || l.contains(": not found")
-        || l.contains("Command not found");
-    if !missing {
-        return false;
+    // `make: *** /lib/modules/9.9.9/build: No such file or directory.  Stop.`, as printed or
+    // normalised (`make: *** build: No such file or directory.`).
+    if let Some(missing) = l
+        .strip_prefix("make")
+        .and_then(|rest| rest.split_once("*** "))
+        .and_then(|(_, rest)| {
+            rest.strip_suffix_any(&[
+                ": No such file or directory.  Stop.",
+                ": No such file or directory.",
+                ": No such file or directory",
+            ])
+        })
+    {
+        let last = missing.rsplit('/').next().unwrap_or(missing);
+        let tree = missing.contains("/lib/modules/")
+            || missing.contains("/usr/src/")
+            || last == "build"
+            || last.starts_with(|c: char| c.is_ascii_digit());
+        if tree {
+            return true;
+        }
     }
-    let kernel_tree = (l.contains("/lib/modules/") || l.contains("/usr/src/kernels/"))
-        && !l.contains(".h:")
-        && (l.starts_with("make") || l.contains("*** "));
-    // As printed, or as normalised into a signature (`make: *** build: No such file ...`).
-    let kernel_tree = kernel_tree
-        || l.starts_with("make")
-            && (l.contains("/build: No such file") || l.contains("*** build: No such file"));
-    // `/bin/sh: 1: gcc: not found`, `make[2]: gcc: Command not found`,
+    // `sh: 1: gcc-12: not found`, `make[2]: gcc: Command not found`,
     // `make: x86_64-linux-gnu-gcc-12: No such file or directory`.
-    let tool = l
-        .split(": ")
-        .map(|w| w.rsplit('/').next().unwrap_or(w))
-        .any(|w| {
-            TOOLCHAIN.contains(&w)
-                || w.ends_with("-gcc")
-                || w.contains("-gcc-")
-                || w.starts_with("gcc-")
-                || w.starts_with("clang-")
-        });
-    let compiler =
-        tool && (l.starts_with("make") || l.starts_with("/bin/sh") || l.starts_with("sh:"));
-    kernel_tree || compiler
+    let not_found = [
+        ": not found",
+        ": Command not found",
+        ": No such file or directory",
+    ]
+    .iter()
+    .find_map(|end| l.strip_suffix(end));
+    if let Some(head) = not_found {
+        let program = head.rsplit(": ").next().unwrap_or(head);
+        if is_toolchain(program) && !l.contains("*** ") {
+            return true;
+        }
+    }
+    let driver = l.split_once(": error: ").map(|(tool, _)| tool);
+    driver.is_some_and(is_toolchain)
+        && (l.contains("unknown argument") || l.contains("unrecognized command-line option"))
+}
+
+/// `str::strip_suffix` for the first of several suffixes that matches.
+trait StripSuffixAny {
+    fn strip_suffix_any<'a>(&'a self, suffixes: &[&str]) -> Option<&'a str>;
+}
+
+impl StripSuffixAny for str {
+    fn strip_suffix_any<'a>(&'a self, suffixes: &[&str]) -> Option<&'a str> {
+        suffixes.iter().find_map(|s| self.strip_suffix(s))
+    }
 }
 
 /// A short stable id for a signature (FNV-1a, 64 bits, hex), used in URLs.
@@ -236,53 +269,80 @@ pub fn normalise(line: &str) -> String {
         .replace(['‘', '’', '`', '´'], "'")
         .replace(['“', '”'], "\"")
         .replace(|c: char| c.is_control(), " ");
+    // make's and modpost's own messages name build products, wherever the build put them.
+    let products = line.starts_with("make") || line.contains("modpost: ");
     let mut out = Vec::new();
     for (i, word) in line.split_whitespace().enumerate() {
-        out.push(normalise_word(word, i == 0));
+        out.push(normalise_word(word, i == 0 || products));
     }
-    out.join(" ")
+    let mut out = out.join(" ");
+    // `make -k` prints the same error without it.
+    if out.starts_with("make") {
+        if let Some(kept) = out.strip_suffix(" Stop.") {
+            out.truncate(kept.len());
+        }
+    }
+    out
 }
 
-/// `location`: the word that opens the line, where a diagnostic names its file.
-fn normalise_word(word: &str, location: bool) -> String {
+/// Whether a path names a source or object file of a build.
+fn is_source_or_object(path: &str) -> bool {
+    [".c", ".h", ".o", ".ko", ".S", ".s", ".lds", ".mod"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+/// Whether a path is where some runner built, not part of what the error is about.
+fn runner_path(path: &str) -> bool {
+    (path.starts_with('/') && !path.starts_with("//"))
+        || path.starts_with("./")
+        || path.starts_with("../")
+}
+
+/// `file`: a word where a path names the file a diagnostic is about or a build product, so that
+/// only its name counts.
+fn normalise_word(word: &str, file: bool) -> String {
     let lead_len = word.len() - word.trim_start_matches(['[', '(', '"', '\'']).len();
     let (lead, word) = word.split_at(lead_len);
-    // Absolute paths keep only their file name (the folder is the runner's):
-    // /builds/<tmp>/src/compat/compat.h:38:2: -> compat.h:
-    let (path_part, rest) = match word.find(':') {
-        Some(i) => (&word[..i], &word[i..]),
-        None => (word, ""),
-    };
     // The file a diagnostic is about keeps only its name, however the build named it: absolute,
     // relative to the module or to the kernel tree (`src/compat/compat.h`, `../../x/compat.h`);
     // so does any absolute or `./`, `../` path in the message. A path such as `linux/siphash.h`
-    // in the message is what the error is about and stays.
-    let runner_path =
-        path_part.starts_with('/') || path_part.starts_with("./") || path_part.starts_with("../");
-    let base = if runner_path || location && path_part.contains('/') {
-        path_part.rsplit('/').next().unwrap_or(path_part)
+    // in a compiler's message is what the error is about and stays.
+    let mut parts = word.split(':');
+    let first = parts.next().unwrap_or_default();
+    // `src/main.o:src/main.c:5:` in a linker's message is a location too (an object, then its
+    // source); `linux/genhd.h:` in a compiler's message is what the error is about.
+    let second = word.split(':').nth(1).unwrap_or_default();
+    let file = file || is_source_or_object(first) && is_source_or_object(second);
+    let base = if runner_path(first) || file && first.contains('/') {
+        first.rsplit('/').next().unwrap_or(first)
     } else {
-        path_part
+        first
     };
     let base = if base.starts_with("cc") && base.ends_with(".s") || base.starts_with("tmp") {
         "<tmp>"
     } else {
         base
     };
-    // Line and column numbers after the file name.
-    let mut rest = rest;
     let mut stripped = lead.to_string();
-    while let Some(r) = rest.strip_prefix(':') {
-        let digits = r.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            break;
-        }
-        rest = &r[digits..];
-    }
     stripped.push_str(base);
-    stripped.push_str(rest);
-    let stripped = mask_hex(&stripped);
-    let mut stripped = stripped;
+    // After the file: line and column numbers go; a second location (`main.o:/tmp/x/main.c:5:`,
+    // as ld prints) is read like the first.
+    let mut after_file = true;
+    for part in parts {
+        if after_file && !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        stripped.push(':');
+        if runner_path(part) || file && part.contains('/') && is_source_or_object(part) {
+            stripped.push_str(part.rsplit('/').next().unwrap_or(part));
+            after_file = true;
+        } else {
+            stripped.push_str(part);
+            after_file = part.contains('.') && !part.contains(' ');
+        }
+    }
+    let mut stripped = mask_hex(&stripped);
     // make[2]: -> make:
     if let Some(open) = stripped.find("make[") {
         if let Some(close) = stripped[open..].find(']') {
@@ -394,7 +454,7 @@ mod tests {
         let fallback = "  CC foo.o\nmake[2]: *** [scripts/Makefile.build:250: main.o] Error 1\nmake[1]: *** Error 2\n";
         assert_eq!(
             extract(fallback).unwrap().signature,
-            "make: *** [scripts/Makefile.build: main.o] Error 1"
+            "make: *** [Makefile.build: main.o] Error 1"
         );
         assert_eq!(extract("all good\n"), None);
         assert_eq!(normalise("a.c: error: x\u{1f}y\u{7}z"), "a.c: error: x y z");
