@@ -85,6 +85,41 @@ pub fn strip_ansi(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A log line as a terminal showed it, without what a CI system added: the text after the last
+/// carriage return (progress lines overwrite each other), and without a leading timestamp
+/// (`2026-11-30T08:00:00.1234567Z `, as GitHub Actions and GitLab prefix each line, or
+/// `[08:00:01] `, `[2026-11-30 08:00:01] `, as Jenkins' timestamper does).
+fn as_seen(line: &str) -> &str {
+    let line = match line.rsplit_once('\r') {
+        Some((_, last)) if !last.trim().is_empty() => last,
+        _ => line,
+    };
+    let bracketed = line
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .filter(|(stamp, _)| is_timestamp(stamp))
+        .map(|(_, rest)| rest.trim_start());
+    if let Some(rest) = bracketed {
+        return rest;
+    }
+    match line.split_once(' ') {
+        Some((stamp, rest)) if is_timestamp(stamp) => rest,
+        _ => line,
+    }
+}
+
+/// `2026-11-30T08:00:00.123Z`, `2026-11-30 08:00:01`, `08:00:01.5`: digits and the separators of
+/// a date and time, with a `:` and at least six digits.
+fn is_timestamp(text: &str) -> bool {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    digits >= 6
+        && text.contains(':')
+        && text.starts_with(|c: char| c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || "-:.T Z+".contains(c))
+}
+
 /// The `file:line:col:` (or `file:line:`, or a tool name) that opens a diagnostic, if the line
 /// starts with one: what a compiler, assembler or linker prints before `error:`.
 fn located(line: &str) -> Option<&str> {
@@ -216,7 +251,7 @@ pub fn signature_id(signature: &str) -> String {
 /// Finds the first meaningful error of a log, or `None` when nothing looks like one.
 pub fn extract(log: &str) -> Option<ErrorSignature> {
     let plain = strip_ansi(log);
-    let lines: Vec<&str> = plain.lines().collect();
+    let lines: Vec<&str> = plain.lines().map(as_seen).collect();
     let mut best: Option<(u8, usize)> = None;
     for (i, line) in lines.iter().enumerate() {
         if let Some(r) = rank(line) {
@@ -421,6 +456,22 @@ mod tests {
         assert_eq!(unique.len(), e.others.len());
         assert!(e.others.len() <= MAX_OTHER_ERRORS);
         assert!(extract(V0).unwrap().others.len() <= e.others.len());
+    }
+
+    #[test]
+    fn timestamps_and_overwritten_progress_lines_are_not_the_error() {
+        let plain = extract(V0).unwrap();
+        let stamped: String = V0
+            .lines()
+            .map(|l| format!("2026-11-30T08:00:00.1234567Z {l}\n"))
+            .collect();
+        assert_eq!(extract(&stamped).unwrap().signature, plain.signature);
+        let jenkins: String = V0.lines().map(|l| format!("[08:00:01] {l}\n")).collect();
+        assert_eq!(extract(&jenkins).unwrap().signature, plain.signature);
+        let progress = V0.replace("  CC [M]", "  [ 10%] building\r  CC [M]");
+        assert_eq!(extract(&progress).unwrap().signature, plain.signature);
+        // A line that only looks like a time is kept.
+        assert_eq!(as_seen("12:30 is no timestamp"), "12:30 is no timestamp");
     }
 
     #[test]

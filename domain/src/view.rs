@@ -191,8 +191,10 @@ impl ReportDetail {
             .lines()
             .enumerate()
             .map(|(i, text)| {
-                let error =
-                    !marked && wanted.is_some_and(|w| !w.is_empty() && text.trim_end() == w);
+                // The stored error line is the line as a terminal showed it: without the
+                // timestamp a CI system may have put before it.
+                let error = !marked
+                    && wanted.is_some_and(|w| !w.is_empty() && text.trim_end().ends_with(w));
                 marked |= error;
                 LogLine {
                     number: i + 1,
