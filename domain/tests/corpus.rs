@@ -20,7 +20,10 @@ struct Entry {
 }
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
+    // Read when the test runs (cargo sets it), not baked in when it is built: two checkouts
+    // sharing one target folder must each read their own corpus.
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
+    Path::new(&crate_dir).join("tests/fixtures/corpus")
 }
 
 fn entries() -> Vec<Entry> {

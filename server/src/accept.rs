@@ -15,7 +15,7 @@ pub async fn submit_report(
     max_log_bytes: usize,
 ) -> Result<ReportReceipt, ApiError> {
     let report = Report::from_json(body).map_err(ApiError::InvalidFields)?;
-    check_scope(storage, runner, &report.project, Some(&report.kernel)).await?;
+    check_scope(runner, &report.project, Some(&report.kernel))?;
     let error = (report.status == Status::Fail)
         .then(|| signature::extract(&report.log))
         .flatten();
@@ -44,10 +44,9 @@ pub async fn submit_report(
     }
 }
 
-/// A runner posts only inside its scope, and only about projects an administrator added: 404
-/// for a project that does not exist (said only to runners that may know it), 403 naming the scope.
-pub async fn check_scope(
-    storage: &Storage,
+/// A runner posts only inside its scope. A grant names a project that exists (it is checked
+/// when the runner is added, and projects are never removed), so nothing is looked up here.
+pub fn check_scope(
     runner: &Runner,
     project: &str,
     kernel: Option<&Kernel>,
@@ -58,13 +57,7 @@ pub async fn check_scope(
         .map_err(|refused| ApiError::OutOfScope {
             runner: runner.name.clone(),
             refused,
-        })?;
-    match storage.project(project).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound(format!(
-            "no project {project:?}; an administrator adds it with `trellis project add {project}`"
-        ))),
-    }
+        })
 }
 
 pub async fn push_commits(
@@ -81,7 +74,7 @@ pub async fn push_commits(
             ),
         ]));
     }
-    check_scope(storage, runner, project, None).await?;
+    check_scope(runner, project, None)?;
     let commits: Vec<CommitInfo> =
         trellis_domain::report::commits_from_json(body).map_err(ApiError::InvalidFields)?;
     let pushed = storage.push_commits(project, &commits).await;

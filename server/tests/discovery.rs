@@ -27,7 +27,9 @@ const REPORTED: &str = "4.18.0-80.el8.x86_64";
 /// Builds the packages (`NAME-VERSION-RELEASE.ARCH`) missing from `dir` and re-indexes it, with
 /// the script the e2e tests share.
 fn publish_packages(dir: &Path, compress: &str, packages: &[String]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kernel-repo.sh");
+    // Found when the test runs, so that checkouts sharing a target folder use their own.
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
+    let script = Path::new(&crate_dir).join("../scripts/kernel-repo.sh");
     let status = std::process::Command::new("bash")
         .arg(script)
         .arg(dir)

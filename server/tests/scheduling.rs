@@ -130,13 +130,21 @@ async fn many_runners_never_lease_one_cell_twice(db: TestDb) {
         });
         let answers = futures_util::future::join_all(rounds).await;
         let mut got = 0;
+        let mut busy = false;
         for (status, answer) in answers {
+            // Sixteen transactions racing on PostgreSQL may meet a deadlock the storage could
+            // not retry away: that is a 503 asking to come back, which runners do.
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(answer["error"], "unavailable", "{answer}");
+                busy = true;
+                continue;
+            }
             assert_eq!(status, StatusCode::OK, "{answer}");
             let cells = cells(&answer);
             got += cells.len();
             leased.extend(cells);
         }
-        if got == 0 {
+        if got == 0 && !busy {
             break;
         }
     }

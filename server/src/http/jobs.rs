@@ -41,7 +41,7 @@ pub async fn lease(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<LeaseGrant>, ApiError> {
     let ask = LeaseRequest::from_json(&body).map_err(ApiError::InvalidFields)?;
-    check_scope(&state.storage, &runner, &ask.project, None).await?;
+    check_scope(&runner, &ask.project, None)?;
     let project = state
         .storage
         .project(&ask.project)

@@ -28,11 +28,25 @@ fn event_from(row: &AnyRow) -> Result<HealthEvent> {
     })
 }
 
+/// The project's raised problems not cleared yet: (issue id, problem key).
+async fn open_issues<'e, E>(db: E, project_id: i64) -> Result<Vec<(i64, String)>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query("SELECT id, key FROM health_issues WHERE project_id = $1 AND cleared_at IS NULL")
+        .bind(project_id)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
 impl Storage {
     /// Records the project's problems as they are now: new ones are raised, gone ones cleared.
     /// Returns how many events that made.
     pub async fn record_health(&self, project: &Project, now: &[HealthProblem]) -> Result<usize> {
-        let open = self.open_issues(project).await?;
+        let open = open_issues(&self.pool, project.id).await?;
         let (raised, cleared) = diff(&open, now);
         if raised.is_empty() && cleared.is_empty() {
             return Ok(0);
@@ -46,15 +60,7 @@ impl Storage {
         .await?
         .try_get(0)?;
         // Read again under the lock: another process may have recorded the same change.
-        let open: Vec<(i64, String)> = sqlx::query(
-            "SELECT id, key FROM health_issues WHERE project_id = $1 AND cleared_at IS NULL",
-        )
-        .bind(project.id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_>>()?;
+        let open = open_issues(&mut *tx, project.id).await?;
         let (raised, cleared) = diff(&open, now);
         let at = now_ms();
         let followers = self.subscriptions_of(&mut tx, project.id).await?;
@@ -137,18 +143,6 @@ impl Storage {
         .execute(&mut **tx)
         .await?;
         Ok(())
-    }
-
-    async fn open_issues(&self, project: &Project) -> Result<Vec<(i64, String)>> {
-        sqlx::query(
-            "SELECT id, key FROM health_issues WHERE project_id = $1 AND cleared_at IS NULL",
-        )
-        .bind(project.id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
     }
 
     /// Health events of one project (or all), newest first, at most `limit`.

@@ -7,11 +7,11 @@
 use super::projects::{bump_revision, ensure_kernel};
 use super::rows::{kernel_from, status, KERNEL_COLUMNS};
 use super::runners::touch_runner;
-use super::{now_ms, placeholders, Result, Storage};
+use super::{now_ms, placeholders, Result, Storage, StorageError};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::HashSet;
 use trellis_domain::breakage::Breakage;
-use trellis_domain::schedule::{candidates, Board, Capability, CellResults, Reason};
+use trellis_domain::schedule::{candidates, Board, Candidate, Capability, CellResults, Reason};
 use trellis_domain::view::Project;
 use trellis_domain::Kernel;
 
@@ -105,8 +105,62 @@ impl Storage {
         // leave the board naming its cell as untested after its lease is gone.
         let _turn = self.write_turn().await;
         let board = self.board(project, open_breakages).await?;
-        let mut tx = self.writes.begin().await?;
         let now = now_ms();
+        // Concurrent leases on PostgreSQL can deadlock on the cells' unique index; the loser's
+        // transaction is rolled back whole, so it simply runs again.
+        let mut attempt = 0;
+        let leased = loop {
+            match self
+                .take_cells(runner_id, project, can, &board, max_jobs, now, lease_ms)
+                .await
+            {
+                Err(StorageError::Database(sqlx::Error::Database(e)))
+                    if attempt < 3 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+                {
+                    attempt += 1;
+                }
+                taken => break taken?,
+            }
+        };
+        drop(_turn);
+
+        let mut out = Vec::with_capacity(leased.len());
+        for (id, c) in leased {
+            let row = sqlx::query(
+                "SELECT k.stream, k.version, k.release, k.arch, k.variant, k.id,
+                        k.package_location AS package_url, c.sha, c.subject
+                 FROM kernels k CROSS JOIN commits c WHERE k.id = $1 AND c.id = $2",
+            )
+            .bind(c.kernel_id)
+            .bind(c.commit_id)
+            .fetch_one(&self.pool)
+            .await?;
+            out.push(Lease {
+                id,
+                kernel: kernel_from(&row)?.kernel,
+                package_url: row.try_get("package_url")?,
+                sha: row.try_get("sha")?,
+                subject: row.try_get("subject")?,
+                reason: c.reason,
+                expires_at: now + lease_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One attempt at taking up to `max_jobs` cells, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_cells(
+        &self,
+        runner_id: i64,
+        project: &Project,
+        can: &Capability,
+        board: &Board,
+        max_jobs: usize,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<(i64, Candidate)>> {
+        let mut tx = self.writes.begin().await?;
         sqlx::query("DELETE FROM leases WHERE project_id = $1 AND expires_at < $2")
             .bind(project.id)
             .bind(now)
@@ -121,7 +175,7 @@ impl Storage {
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<Result<_>>()?;
         let mut leased = Vec::new();
-        for c in candidates(&board, runner_id, |k| can.can_build(k))
+        for c in candidates(board, runner_id, |k| can.can_build(k))
             .filter(|c| !held.contains(&(c.kernel_id, c.commit_id)))
         {
             if leased.len() == max_jobs {
@@ -153,30 +207,7 @@ impl Storage {
         }
         touch_runner(&mut tx, runner_id).await?;
         tx.commit().await?;
-        drop(_turn);
-
-        let mut out = Vec::with_capacity(leased.len());
-        for (id, c) in leased {
-            let row = sqlx::query(
-                "SELECT k.stream, k.version, k.release, k.arch, k.variant, k.id,
-                        k.package_location AS package_url, c.sha, c.subject
-                 FROM kernels k CROSS JOIN commits c WHERE k.id = $1 AND c.id = $2",
-            )
-            .bind(c.kernel_id)
-            .bind(c.commit_id)
-            .fetch_one(&self.pool)
-            .await?;
-            out.push(Lease {
-                id,
-                kernel: kernel_from(&row)?.kernel,
-                package_url: row.try_get("package_url")?,
-                sha: row.try_get("sha")?,
-                subject: row.try_get("subject")?,
-                reason: c.reason,
-                expires_at: now + lease_ms,
-            });
-        }
-        Ok(out)
+        Ok(leased)
     }
 
     /// Extends a runner's lease; `None` when it is no longer the runner's (completed, released,

@@ -5,7 +5,7 @@ use super::rows::{int_bool, read_bool};
 use super::{now_ms, Result, Storage};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 use subtle::ConstantTimeEq;
 use trellis_domain::scope::{Grant, Scope};
 
@@ -56,8 +56,13 @@ fn token_id(token: &str) -> Option<&str> {
     (id.len() == 12 && secret.len() == 48).then_some(id)
 }
 
-const RUNNER_COLUMNS: &str = "id, name, enabled, created_at, last_seen_at, last_contact_at, \
-     reports_total, reports_error";
+/// Runners with their grants, one row per grant (a runner without any has one row of NULLs):
+/// authentication reads a runner and what it may post in one query.
+const RUNNERS_WITH_GRANTS: &str = "SELECT r.id, r.name, r.enabled, r.created_at, r.last_seen_at,
+    r.last_contact_at, r.reports_total, r.reports_error, r.token_hash,
+    p.name AS grant_project, s.stream AS grant_stream, s.arch AS grant_arch
+    FROM runners r LEFT JOIN runner_scopes s ON s.runner_id = r.id
+    LEFT JOIN projects p ON p.id = s.project_id";
 
 fn runner_from(row: &AnyRow, scope: Scope) -> Result<Runner> {
     Ok(Runner {
@@ -86,33 +91,34 @@ pub(super) async fn touch_runner(
     Ok(())
 }
 
-/// The grants of one runner, or of every runner (`None`), by runner id.
-async fn scopes(
-    pool: &AnyPool,
-    runner: Option<i64>,
-) -> Result<std::collections::HashMap<i64, Scope>> {
-    let rows = sqlx::query(
-        "SELECT s.runner_id, p.name, s.stream, s.arch FROM runner_scopes s
-         JOIN projects p ON p.id = s.project_id
-         WHERE $1 = 0 OR s.runner_id = $1 ORDER BY p.name, s.stream, s.arch",
-    )
-    .bind(runner.unwrap_or(0))
-    .fetch_all(pool)
-    .await?;
-    let mut scopes: std::collections::HashMap<i64, Scope> = Default::default();
+/// Runners (with their token hashes) from rows of [`RUNNERS_WITH_GRANTS`], in row order.
+fn runners_from(rows: &[AnyRow]) -> Result<Vec<(Runner, String)>> {
+    let mut out: Vec<(Runner, String)> = Vec::new();
     for row in rows {
+        let id: i64 = row.try_get("id")?;
+        if out.last().is_none_or(|(r, _)| r.id != id) {
+            out.push((
+                runner_from(row, Scope::default())?,
+                row.try_get("token_hash")?,
+            ));
+        }
+        let Some(project) = row.try_get::<Option<String>, _>("grant_project")? else {
+            continue;
+        };
         let part = |name: &str| -> Result<Option<String>> {
             let v: String = row.try_get(name)?;
             Ok((!v.is_empty()).then_some(v))
         };
         let grant = Grant {
-            project: row.try_get(1)?,
-            stream: part("stream")?,
-            arch: part("arch")?,
+            project,
+            stream: part("grant_stream")?,
+            arch: part("grant_arch")?,
         };
-        scopes.entry(row.try_get(0)?).or_default().0.push(grant);
+        if let Some((runner, _)) = out.last_mut() {
+            runner.scope.0.push(grant);
+        }
     }
-    Ok(scopes)
+    Ok(out)
 }
 
 impl Storage {
@@ -168,17 +174,11 @@ impl Storage {
 
     pub async fn list_runners(&self) -> Result<Vec<Runner>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RUNNER_COLUMNS} FROM runners ORDER BY name"
+            "{RUNNERS_WITH_GRANTS} ORDER BY r.name, r.id, p.name, s.stream, s.arch"
         )))
         .fetch_all(&self.pool)
         .await?;
-        let mut scopes = scopes(&self.pool, None).await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id")?;
-                runner_from(row, scopes.remove(&id).unwrap_or_default())
-            })
-            .collect()
+        Ok(runners_from(&rows)?.into_iter().map(|(r, _)| r).collect())
     }
 
     /// Returns false when no runner has that name.
@@ -196,25 +196,18 @@ impl Storage {
         let Some(id) = token_id(token) else {
             return Ok(RunnerAuth::Unknown);
         };
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RUNNER_COLUMNS}, token_hash FROM runners WHERE token_prefix = $1"
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RUNNERS_WITH_GRANTS} WHERE r.token_prefix = $1 ORDER BY p.name, s.stream, s.arch"
         )))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row else {
+        let Some((runner, stored)) = runners_from(&rows)?.into_iter().next() else {
             return Ok(RunnerAuth::Unknown);
         };
-        let stored: String = row.try_get("token_hash")?;
         if !bool::from(stored.as_bytes().ct_eq(hash_token(token).as_bytes())) {
             return Ok(RunnerAuth::Unknown);
         }
-        let runner_id: i64 = row.try_get("id")?;
-        let scope = scopes(&self.pool, Some(runner_id))
-            .await?
-            .remove(&runner_id)
-            .unwrap_or_default();
-        let runner = runner_from(&row, scope)?;
         Ok(if runner.enabled {
             RunnerAuth::Valid(runner)
         } else {
